@@ -1,0 +1,67 @@
+// Command rampart is the single Rampart binary: the server (`rampart serve`)
+// and, as later subsystems arrive, the CLI client.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	os.Exit(code)
+}
+
+// exitUsage is the exit code for a wrong command line or configuration.
+const exitUsage = 2
+
+// errUsage marks errors caused by how rampart was invoked.
+var errUsage = errors.New("usage")
+
+// realMain runs one command and returns the process exit code.
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = serve(ctx, rest, stdout, stderr, env)
+	case "version":
+		err = versionCmd(rest, stdout)
+	case "help", "-h", "--help":
+		printUsage(stdout)
+	default:
+		fmt.Fprintf(stderr, "rampart: unknown command %q\n\n", cmd)
+		printUsage(stderr)
+		return exitUsage
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "rampart %s: %v\n", args[0], err)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "rampart %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `Rampart: a secure, multi-tenant model execution environment.
+
+Usage:
+  rampart serve --data-dir DIR [flags]   start the server (see rampart serve --help)
+  rampart version [--json]               print version, commit, Go and dependency versions
+  rampart help                           this text
+`)
+}

@@ -1,0 +1,253 @@
+// Package app is the composition root: it builds every subsystem from a
+// validated config.Config, serves, and shuts down gracefully. It is the only
+// package that knows how the pieces fit together; none of them import it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/datadir"
+	"github.com/rampart-ml/rampart/internal/httpapi"
+	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/password"
+	"github.com/rampart-ml/rampart/internal/pki"
+	"github.com/rampart-ml/rampart/internal/store"
+	"github.com/rampart-ml/rampart/internal/store/sqlite"
+	"github.com/rampart-ml/rampart/internal/version"
+)
+
+// maxHeaderBytes bounds request headers (net/http's default is 1 MiB).
+const maxHeaderBytes = 64 << 10
+
+// App is a running Rampart server.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	dir      *datadir.Dir
+	store    store.Store
+	api      *httpapi.Server
+	tls      *pki.Manager
+	listener net.Listener
+	server   *http.Server
+}
+
+// New opens the data directory, the store and TLS, bootstraps the admin
+// account and starts listening; it does not serve yet. On error it releases
+// whatever it had opened.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a = &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+			a = nil
+		}
+	}()
+	if cfg.TLS.InsecureHTTP {
+		log.Warn("INSECURE: --insecure-http is set; TLS is off and credentials, tokens and tensors cross the network in clear text")
+	}
+
+	if a.dir, err = datadir.Open(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if a.store, err = sqlite.Open(ctx, a.dir.Path(datadir.DatabaseFile)); err != nil {
+		return nil, err
+	}
+	if err = identity.EnsureAdmin(ctx, a.store, identity.Bootstrap{
+		Password:     cfg.AdminPassword,
+		PasswordFile: a.dir.Path(datadir.InitialAdminPassword),
+		Params:       password.DefaultParams,
+		Logger:       log,
+	}); err != nil {
+		return nil, err
+	}
+	if !cfg.TLS.InsecureHTTP {
+		tlsDir, err := a.dir.MkdirPrivate(datadir.TLSDir)
+		if err != nil {
+			return nil, err
+		}
+		if a.tls, err = pki.New(pki.Options{
+			Dir:          tlsDir,
+			Hosts:        certHosts(cfg),
+			CertFile:     cfg.TLS.CertFile,
+			KeyFile:      cfg.TLS.KeyFile,
+			ClientCAFile: cfg.TLS.ClientCAFile,
+			Logger:       log,
+		}); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
+	)
+	a.api = httpapi.New(httpapi.Options{
+		Logger:          log,
+		MaxRequestBytes: cfg.HTTP.MaxRequestBytes,
+		Registerer:      reg,
+		Gatherer:        reg,
+		Ready:           a.store.Ping,
+		// Authenticators, Authorizer and Auditor arrive with the identity,
+		// access and audit subsystems; until then protected routes deny.
+	})
+
+	h := cfg.HTTP
+	a.server = &http.Server{
+		Handler:           a.api.Handler(),
+		ReadHeaderTimeout: h.ReadHeaderTimeout,
+		ReadTimeout:       h.ReadTimeout,
+		WriteTimeout:      h.WriteTimeout,
+		IdleTimeout:       h.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// net/http's own messages (TLS handshake errors, bad requests) name
+		// client addresses, which are personal data: debug level only.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if a.tls != nil {
+		a.server.TLSConfig = a.tls.TLSConfig()
+	}
+	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return a, nil
+}
+
+// API returns the HTTP API so subsystems can mount their routes.
+func (a *App) API() *httpapi.Server { return a.api }
+
+// URL is the base URL clients use.
+func (a *App) URL() string {
+	scheme := "https"
+	if a.tls == nil {
+		scheme = "http"
+	}
+	return scheme + "://" + a.listener.Addr().String()
+}
+
+// CAFile is the certificate clients should trust ("" with operator
+// certificates or plain HTTP).
+func (a *App) CAFile() string {
+	if a.tls == nil {
+		return ""
+	}
+	return a.tls.CAFile()
+}
+
+// AdminPasswordFile is where a generated admin password is, if it still exists.
+func (a *App) AdminPasswordFile() string {
+	p := a.dir.Path(datadir.InitialAdminPassword)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// Serve serves until ctx is cancelled, then stops accepting, lets in-flight
+// requests finish (up to the shutdown timeout) and returns.
+func (a *App) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		if a.tls != nil {
+			errc <- a.server.ServeTLS(a.listener, "", "")
+		} else {
+			errc <- a.server.Serve(a.listener)
+		}
+	}()
+	a.log.Info("listening", slog.String("url", a.URL()), slog.String("version", version.Version))
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down: finishing in-flight requests", slog.Duration("timeout", a.cfg.HTTP.ShutdownTimeout))
+	a.api.SetDraining()
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := a.server.Shutdown(sctx); err != nil {
+		_ = a.server.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish in %v: %w", a.cfg.HTTP.ShutdownTimeout, err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// Close releases the listener, store and data directory lock.
+func (a *App) Close() error {
+	var errs []error
+	if a.listener != nil {
+		if err := a.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.dir != nil {
+		errs = append(errs, a.dir.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// certHosts are the names the generated certificate must cover: the listen
+// host (or this machine's name when listening on all interfaces) and any
+// --tls-san; pki adds localhost and the loopback addresses.
+func certHosts(cfg config.Config) []string {
+	hosts := append([]string(nil), cfg.TLS.Hosts...)
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if name, err := os.Hostname(); err == nil {
+			hosts = append(hosts, name)
+		}
+	} else {
+		hosts = append(hosts, host)
+	}
+	return hosts
+}
+
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "rampart_build_info",
+		Help:        "Always 1; labels describe the running binary.",
+		ConstLabels: prometheus.Labels{"version": version.Version, "commit": version.Commit},
+	})
+	g.Set(1)
+	return g
+}
+
+// Run builds the app, calls started (for a human-readable banner) and serves
+// until ctx is cancelled.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, started func(*App)) error {
+	start := time.Now()
+	a, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	log.Debug("started", slog.Duration("startup", time.Since(start)))
+	if started != nil {
+		started(a)
+	}
+	return a.Serve(ctx)
+}

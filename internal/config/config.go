@@ -1,0 +1,169 @@
+// Package config holds the server's configuration: the Config struct with
+// its secure defaults, Validate that reports every problem at once, and Load
+// that fills it from flags, RAMPART_* environment variables and an optional
+// YAML file (in that order of precedence).
+//
+// It never writes anything: a configuration that fails to load or validate
+// must leave the data directory untouched.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-ml/rampart/internal/identity/password"
+)
+
+// DefaultListen is loopback only: exposing the server is an explicit choice.
+const DefaultListen = "127.0.0.1:8443"
+
+// Config is everything `rampart serve` needs.
+type Config struct {
+	// ConfigFile is the YAML file the rest was read from, if any.
+	ConfigFile string
+	DataDir    string
+	Listen     string
+	TLS        TLS
+	HTTP       HTTP
+	LogLevel   slog.Level
+	// AdminPassword comes only from RAMPART_ADMIN_PASSWORD (never a flag or
+	// file, which could leak through ps or backups). It sets the bootstrap
+	// admin's password on first start.
+	AdminPassword string
+}
+
+// TLS configures transport security.
+type TLS struct {
+	// CertFile and KeyFile select an operator certificate instead of the
+	// private CA Rampart creates under DATA_DIR/tls.
+	CertFile string
+	KeyFile  string
+	// ClientCAFile turns on mutual TLS for clients presenting certificates.
+	ClientCAFile string
+	// Hosts are extra names and addresses for the generated certificate.
+	Hosts []string
+	// InsecureHTTP serves plain HTTP. Never the default; warned at every start.
+	InsecureHTTP bool
+}
+
+// HTTP bounds what one client can make the server do.
+type HTTP struct {
+	MaxRequestBytes   int64
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+}
+
+// Default returns the secure defaults.
+func Default() Config {
+	return Config{
+		Listen: DefaultListen,
+		HTTP: HTTP{
+			MaxRequestBytes:   1 << 20,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   30 * time.Second,
+		},
+		LogLevel: slog.LevelInfo,
+	}
+}
+
+// Validate reports every problem with c at once, each naming the setting and
+// saying what to change. It reads (never writes) files c refers to.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.DataDir == "" {
+		add("data-dir: required; set --data-dir DIR or RAMPART_DATA_DIR")
+	}
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q is not HOST:PORT (e.g. %s): %v", c.Listen, DefaultListen, err)
+	} else {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			add("listen: port %q must be a number from 0 to 65535", port)
+		}
+		if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+			add("listen: host %q is neither an IP address nor a host name", host)
+		}
+	}
+
+	t := c.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		add("tls-cert and tls-key: give both or neither")
+	}
+	if t.InsecureHTTP && (t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "") {
+		add("insecure-http: cannot be combined with tls-cert, tls-key or client-ca; drop one or the other")
+	}
+	for flag, f := range map[string]string{"tls-cert": t.CertFile, "tls-key": t.KeyFile, "client-ca": t.ClientCAFile} {
+		if f == "" {
+			continue
+		}
+		if r, err := os.Open(f); err != nil {
+			add("%s: cannot read %s: %v", flag, f, errors.Unwrap(err))
+		} else {
+			_ = r.Close()
+		}
+	}
+	for _, h := range t.Hosts {
+		if net.ParseIP(h) == nil && !validHostname(h) {
+			add("tls-san: %q is neither an IP address nor a host name", h)
+		}
+	}
+
+	h := c.HTTP
+	const minBody, maxBody = 1 << 10, 1 << 30
+	if h.MaxRequestBytes < minBody || h.MaxRequestBytes > maxBody {
+		add("max-request-bytes: %d is outside %d..%d", h.MaxRequestBytes, minBody, maxBody)
+	}
+	for flag, d := range map[string]time.Duration{
+		"read-header-timeout": h.ReadHeaderTimeout, "read-timeout": h.ReadTimeout,
+		"write-timeout": h.WriteTimeout, "idle-timeout": h.IdleTimeout, "shutdown-timeout": h.ShutdownTimeout,
+	} {
+		if d <= 0 || d > time.Hour {
+			add("%s: %v must be positive and at most 1h", flag, d)
+		}
+	}
+	if h.ReadHeaderTimeout > h.ReadTimeout {
+		add("read-header-timeout: %v must not exceed read-timeout %v", h.ReadHeaderTimeout, h.ReadTimeout)
+	}
+
+	if c.AdminPassword != "" {
+		if err := password.CheckPolicy(c.AdminPassword, "admin"); err != nil {
+			add("RAMPART_ADMIN_PASSWORD: %v; choose a longer passphrase or unset it to get a random one", err)
+		}
+	}
+	// Map iteration above is random; sort so the output is stable.
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// validHostname accepts DNS names: dot-separated labels of letters, digits
+// and hyphens, not starting or ending with a hyphen.
+func validHostname(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}

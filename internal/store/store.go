@@ -1,0 +1,68 @@
+// Package store defines Rampart's persistent state: the interfaces every backend
+// implements, the records they hold and the sentinel errors they return.
+//
+// It owns no storage itself. Backends live in sub-packages (sqlite now, postgres
+// later) and must pass the conformance suite in storetest. Callers change state
+// only inside InTx, so a change and its audit record commit together or not at all.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with context; callers test with errors.Is.
+var (
+	// ErrNotFound: the requested record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the record would violate a uniqueness rule (e.g. duplicate name).
+	ErrConflict = errors.New("conflict")
+	// ErrCorrupt: the database file is damaged or is not a database at all.
+	ErrCorrupt = errors.New("database is corrupt")
+	// ErrSchemaTooNew: the database was migrated by a newer Rampart than this binary.
+	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store is closed")
+)
+
+// Store is a transactional state store.
+type Store interface {
+	// InTx runs fn in one read-write transaction. If fn returns an error (or
+	// panics) every change it made is rolled back and the error is returned.
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// Ping reports whether the store is open and migrated (used by /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the store. Later calls return ErrClosed.
+	Close() error
+}
+
+// Tx is the set of repositories available inside a transaction.
+type Tx interface {
+	Accounts() Accounts
+}
+
+// Accounts holds human user accounts.
+type Accounts interface {
+	// CreateAccount inserts a; it returns ErrConflict if the ID or name is taken.
+	CreateAccount(ctx context.Context, a Account) error
+	// AccountByName returns the account called name, or ErrNotFound.
+	AccountByName(ctx context.Context, name string) (Account, error)
+	// SetPasswordHash replaces the stored hash of account id, or returns ErrNotFound.
+	SetPasswordHash(ctx context.Context, id, hash string) error
+	// CountAccounts returns how many accounts exist.
+	CountAccounts(ctx context.Context) (int, error)
+}
+
+// Account is a human user. PasswordHash is a PHC-format argon2id string; no
+// other password form is ever stored.
+type Account struct {
+	ID           string
+	Name         string
+	PasswordHash string
+	Admin        bool
+	// MustChangePassword is set when the password was generated or reset by
+	// someone other than the user.
+	MustChangePassword bool
+	CreatedAt          time.Time
+}
