@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -217,7 +218,9 @@ func certHosts(cfg config.Config) []string {
 	hosts := append([]string(nil), cfg.TLS.Hosts...)
 	host, _, _ := net.SplitHostPort(cfg.Listen)
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		if name, err := os.Hostname(); err == nil {
+		// Skip a host name a certificate cannot carry (e.g. with "_")
+		// rather than refuse to start.
+		if name, err := os.Hostname(); err == nil && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == "" {
 			hosts = append(hosts, name)
 		}
 	} else {

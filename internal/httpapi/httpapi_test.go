@@ -26,8 +26,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type fixture struct {
 	srv  *Server
@@ -151,7 +155,7 @@ func (f authnFunc) Authenticate(r *http.Request) (principal.Principal, bool, err
 
 type allow struct{}
 
-func (allow) Authorize(context.Context, principal.Principal, *Route) error    { return nil }
+func (allow) Authorize(context.Context, principal.Principal, *Route) error  { return nil }
 func (allow) AuditRequest(*http.Request, principal.Principal, *Route) error { return nil }
 
 // A test authenticator that accepts one fixed bearer token.

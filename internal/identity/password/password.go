@@ -58,7 +58,7 @@ func Verify(password, encoded string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	got := argon2.IDKey([]byte(norm.NFKC.String(password)), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(key)))
+	got := argon2.IDKey([]byte(norm.NFKC.String(password)), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(key))) // #nosec G115 -- decode bounds len(key) by maxKeyLen
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 

@@ -67,7 +67,7 @@ func openDB(path string) (*sql.DB, error) {
 	}
 	// Create the file ourselves so it never exists, even briefly, with the
 	// umask's looser mode. SQLite gives its -wal and -shm files the same mode.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- operator-configured path (flag or data dir), never request input
 	switch {
 	case errors.Is(err, fs.ErrExist):
 	case err != nil:

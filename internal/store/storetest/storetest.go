@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 // backend keeps (PostgreSQL rounds to it), ignoring location.
 var equateTime = cmpopts.EquateApproxTime(time.Microsecond)
 
+// #nosec G101 -- a syntactically valid test hash of no real password.
 func account(name string) store.Account {
 	return store.Account{
 		ID:                 "id-" + name,
