@@ -14,6 +14,9 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// After the first signal starts a graceful shutdown, restore the default
+	// handling so a second Ctrl-C stops the process at once.
+	go func() { <-ctx.Done(); stop() }()
 	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
 	os.Exit(code)

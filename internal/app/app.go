@@ -46,15 +46,14 @@ type App struct {
 // New opens the data directory, the store and TLS, bootstraps the admin
 // account and starts listening; it does not serve yet. On error it releases
 // whatever it had opened.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a = &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
-			a = nil
 		}
 	}()
 	if cfg.TLS.InsecureHTTP {
@@ -64,9 +63,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err 
 	if a.dir, err = datadir.Open(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if a.store, err = sqlite.Open(ctx, a.dir.Path(datadir.DatabaseFile)); err != nil {
+	// Assign only on success: a nil *sqlite.Store in the interface field
+	// would not be nil to Close.
+	st, err := sqlite.Open(ctx, a.dir.Path(datadir.DatabaseFile))
+	if err != nil {
 		return nil, err
 	}
+	a.store = st
 	if err = identity.EnsureAdmin(ctx, a.store, identity.Bootstrap{
 		Password:     cfg.AdminPassword,
 		PasswordFile: a.dir.Path(datadir.InitialAdminPassword),

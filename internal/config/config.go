@@ -8,6 +8,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,14 +108,27 @@ func (c Config) Validate() error {
 	if t.InsecureHTTP && (t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != "") {
 		add("insecure-http: cannot be combined with tls-cert, tls-key or client-ca; drop one or the other")
 	}
+	// TLS files are parsed here, not only at use, so a bad one is refused
+	// before anything is written to the data directory.
+	readable := true
 	for flag, f := range map[string]string{"tls-cert": t.CertFile, "tls-key": t.KeyFile, "client-ca": t.ClientCAFile} {
 		if f == "" {
 			continue
 		}
-		if r, err := os.Open(f); err != nil { // #nosec G304 -- operator-configured path (flag or data dir), never request input
+		if _, err := os.ReadFile(f); err != nil { // #nosec G304 -- operator-configured path, never request input
 			add("%s: cannot read %s: %v", flag, f, errors.Unwrap(err))
-		} else {
-			_ = r.Close()
+			readable = false
+		}
+	}
+	if readable && t.CertFile != "" && t.KeyFile != "" {
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			add("tls-cert and tls-key: not a usable PEM certificate and matching private key: %v", err)
+		}
+	}
+	if readable && t.ClientCAFile != "" {
+		pem, _ := os.ReadFile(t.ClientCAFile) // #nosec G304 -- operator-configured path, never request input
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			add("client-ca: %s holds no PEM certificate", t.ClientCAFile)
 		}
 	}
 	for _, h := range t.Hosts {
@@ -141,7 +156,7 @@ func (c Config) Validate() error {
 
 	if c.AdminPassword != "" {
 		if err := password.CheckPolicy(c.AdminPassword, "admin"); err != nil {
-			add("RAMPART_ADMIN_PASSWORD: %v; choose a longer passphrase or unset it to get a random one", err)
+			add("RAMPART_ADMIN_PASSWORD: %v; choose another passphrase, or unset it to get a random one", err)
 		}
 	}
 	// Map iteration above is random; sort so the output is stable.
