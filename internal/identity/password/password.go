@@ -1,9 +1,20 @@
-// Package password hashes and checks account passwords.
+// Package password hashes account passwords and decides which passwords are
+// acceptable.
 //
 // Passwords are stored only as argon2id hashes in the PHC string format
 // ($argon2id$v=19$m=...,t=...,p=...$salt$hash) so parameters can be raised later
-// and old hashes still verify (and get rehashed). The package never logs or
-// returns a password, and its errors never echo one.
+// and old hashes still verify (and get rehashed).
+//
+// [Policy] follows NIST SP 800-63B rev 4: a minimum length (15 characters
+// when the password is the only factor, never below 8), at least 64 allowed,
+// any Unicode, NFKC-normalised, no composition rules and no expiry; and it
+// refuses passwords from an embedded blocklist of common and breached
+// passwords (see BLOCKLIST.md), passwords containing the user's name, e-mail
+// local part or the product name, and passwords that zxcvbn estimates to be
+// guessable.
+//
+// The package performs no I/O beyond reading its embedded data. It never logs
+// or returns a password, and its errors never echo one.
 package password
 
 import (
@@ -13,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/unicode/norm"
@@ -102,35 +112,4 @@ func decode(encoded string) (Params, []byte, []byte, error) {
 		return Params{}, nil, nil, fmt.Errorf("%w: key", ErrMalformedHash)
 	}
 	return p, salt, key, nil
-}
-
-// MinLength is the minimum length, in characters, of a password that is the
-// only authentication factor (NIST SP 800-63B rev 4).
-const MinLength = 15
-
-// MaxLength bounds the work one login can cause; NIST asks for at least 64.
-const MaxLength = 256
-
-// PolicyError says which password rule failed. It never contains the password.
-type PolicyError struct{ Rule string }
-
-func (e *PolicyError) Error() string { return "password rejected: " + e.Rule }
-
-// CheckPolicy applies the baseline password rules: length after NFKC
-// normalisation, and not equal to or containing the user name. The identity
-// subsystem layers the blocklist and strength estimation on top.
-func CheckPolicy(password, username string) error {
-	pw := norm.NFKC.String(password)
-	n := utf8.RuneCountInString(pw)
-	switch {
-	case !utf8.ValidString(password):
-		return &PolicyError{Rule: "must be valid UTF-8"}
-	case n < MinLength:
-		return &PolicyError{Rule: fmt.Sprintf("must be at least %d characters (has %d)", MinLength, n)}
-	case n > MaxLength:
-		return &PolicyError{Rule: fmt.Sprintf("must be at most %d characters", MaxLength)}
-	case username != "" && strings.Contains(strings.ToLower(pw), strings.ToLower(norm.NFKC.String(username))):
-		return &PolicyError{Rule: "must not contain the user name"}
-	}
-	return nil
 }

@@ -1,0 +1,93 @@
+package bruteforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrBusy means every password-hashing slot is taken and the wait queue is
+// full. The caller should answer 503 at once; the answer reveals nothing
+// about any account.
+var ErrBusy = errors.New("password hashing busy")
+
+// HashPolicy configures a [HashLimiter].
+type HashPolicy struct {
+	// Concurrency is how many password hashes may run at once. Each argon2id
+	// hash with the default parameters holds 19 MiB for tens of
+	// milliseconds, so this also bounds that memory.
+	Concurrency int
+	// Queue is how many callers may wait for a slot; beyond that Acquire
+	// fails with ErrBusy. 0 means never wait.
+	Queue int
+}
+
+// DefaultHashPolicy returns the defaults: one hash per usable CPU
+// (runtime.GOMAXPROCS) and four times as many waiting.
+func DefaultHashPolicy() HashPolicy {
+	n := runtime.GOMAXPROCS(0)
+	return HashPolicy{Concurrency: n, Queue: 4 * n}
+}
+
+// Validate reports every problem with p at once.
+func (p HashPolicy) Validate() error {
+	var errs []error
+	if p.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency is %d, must be at least 1", p.Concurrency))
+	}
+	if p.Queue < 0 {
+		errs = append(errs, fmt.Errorf("queue is %d, must not be negative", p.Queue))
+	}
+	return errors.Join(errs...)
+}
+
+// HashLimiter bounds concurrent password hashing, and the number of callers
+// waiting for it, so a flood of logins cannot queue unbounded work or memory.
+// It is safe for concurrent use.
+type HashLimiter struct {
+	slots   chan struct{} // a token in the channel is a slot in use
+	queue   int64
+	waiting atomic.Int64
+}
+
+// NewHashLimiter returns a limiter for p, or an error if p is invalid.
+func NewHashLimiter(p HashPolicy) (*HashLimiter, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("hash limiter policy: %w", err)
+	}
+	return &HashLimiter{slots: make(chan struct{}, p.Concurrency), queue: int64(p.Queue)}, nil
+}
+
+// Acquire takes a hashing slot, waiting if need be. It returns ErrBusy at
+// once when the wait queue is full, and ctx.Err() if ctx ends first. On
+// success the caller must call release exactly once when the hash is done;
+// further calls do nothing.
+func (h *HashLimiter) Acquire(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return h.release(), nil
+	default:
+	}
+	if h.waiting.Add(1) > h.queue {
+		h.waiting.Add(-1)
+		return nil, ErrBusy
+	}
+	defer h.waiting.Add(-1)
+	select {
+	case h.slots <- struct{}{}:
+		return h.release(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (h *HashLimiter) release() func() {
+	var once sync.Once
+	return func() { once.Do(func() { <-h.slots }) }
+}
