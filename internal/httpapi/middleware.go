@@ -143,7 +143,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		s.log.LogAttrs(r.Context(), level, "request",
 			slog.String("request_id", RequestID(r.Context())),
 			slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
-			slog.Int("status", status), slog.Int64("bytes", size), slog.Duration("duration", elapsed))
+			slog.Int("status", status), slog.Int64("bytes", size), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000))
 	})
 }
 

@@ -86,8 +86,11 @@ func FuzzOpen(f *testing.F) {
 	f.Add(sealed, []byte("ad"))
 	f.Add([]byte{1, 2, 3}, []byte(""))
 	f.Fuzz(func(t *testing.T, b, ad []byte) {
+		// Only values this key sealed can open (fuzz workers are separate
+		// processes, each with its own random-nonce seed, so compare
+		// contents, not bytes).
 		pt, err := s.Open(b, ad)
-		if err == nil && !bytes.Equal(b, sealed) {
+		if err == nil && (string(pt) != "x" || string(ad) != "ad") {
 			t.Fatalf("forged value opened: %q", pt)
 		}
 	})
