@@ -52,6 +52,23 @@ type Accounts interface {
 	SetPasswordHash(ctx context.Context, id, hash string) error
 	// CountAccounts returns how many accounts exist.
 	CountAccounts(ctx context.Context) (int, error)
+	// LoginState returns the brute-force protection state of account id (the
+	// zero LoginState if nothing was recorded), or ErrNotFound if there is no
+	// such account.
+	LoginState(ctx context.Context, id string) (LoginState, error)
+	// SetLoginState replaces the state of account id, or returns ErrNotFound.
+	SetLoginState(ctx context.Context, id string, s LoginState) error
+}
+
+// LoginState is an account's brute-force protection record: consecutive
+// failures, temporary lockouts so far, and the current lock. Zero times
+// mean unset.
+type LoginState struct {
+	Failures    int
+	Lockouts    int
+	LockedUntil time.Time
+	Permanent   bool
+	LastFailure time.Time
 }
 
 // Account is a human user. PasswordHash is a PHC-format argon2id string; no

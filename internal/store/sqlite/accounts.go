@@ -84,3 +84,59 @@ func (r accounts) CountAccounts(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+func (r accounts) LoginState(ctx context.Context, id string) (store.LoginState, error) {
+	var (
+		s                   store.LoginState
+		found               bool
+		lockedUntil, lastAt sql.NullString
+		failures, lockouts  sql.NullInt64
+		permanent           sql.NullBool
+	)
+	err := r.tx.QueryRowContext(ctx, `SELECT 1, l.failures, l.lockouts, l.locked_until, l.permanent, l.last_failure
+		FROM accounts a LEFT JOIN login_state l ON l.account_id = a.id WHERE a.id = ?`, id).
+		Scan(&found, &failures, &lockouts, &lockedUntil, &permanent, &lastAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, fmt.Errorf("login state of account %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return s, fmt.Errorf("login state of account %s: %w", id, classify(err))
+	}
+	s.Failures, s.Lockouts, s.Permanent = int(failures.Int64), int(lockouts.Int64), permanent.Bool
+	if s.LockedUntil, err = parseNullTime(lockedUntil); err == nil {
+		s.LastFailure, err = parseNullTime(lastAt)
+	}
+	if err != nil {
+		return store.LoginState{}, fmt.Errorf("login state of account %s: %w", id, err)
+	}
+	return s, nil
+}
+
+func (r accounts) SetLoginState(ctx context.Context, id string, s store.LoginState) error {
+	_, err := r.tx.ExecContext(ctx, `INSERT INTO login_state
+		(account_id, failures, lockouts, locked_until, permanent, last_failure) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET failures = excluded.failures, lockouts = excluded.lockouts,
+		locked_until = excluded.locked_until, permanent = excluded.permanent, last_failure = excluded.last_failure`,
+		id, s.Failures, s.Lockouts, nullTime(s.LockedUntil), s.Permanent, nullTime(s.LastFailure))
+	if err != nil && isForeignKeyViolation(err) {
+		return fmt.Errorf("set login state of account %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set login state of account %s: %w", id, classify(err))
+	}
+	return nil
+}
+
+func nullTime(t time.Time) sql.NullString {
+	if t.IsZero() {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: t.UTC().Format(timeLayout), Valid: true}
+}
+
+func parseNullTime(s sql.NullString) (time.Time, error) {
+	if !s.Valid {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s.String)
+}

@@ -197,6 +197,11 @@ func isUniqueViolation(err error) bool {
 	return ok && (code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
+func isForeignKeyViolation(err error) bool {
+	code, ok := sqliteCode(err)
+	return ok && code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
 func sqliteCode(err error) (int, bool) {
 	var e *sqlite.Error
 	if errors.As(err, &e) {

@@ -39,6 +39,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CountAccounts", testCountAccounts},
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentTransactions", testConcurrent},
+		{"LoginState", testLoginState},
+		{"LoginStateUnknownAccount", testLoginStateUnknown},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
@@ -346,5 +348,50 @@ func testClosed(t *testing.T, s store.Store) {
 	}
 	if err := s.Close(); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("second Close: error = %v, want ErrClosed", err)
+	}
+}
+
+func testLoginState(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := account("lockme")
+	create(t, s, a)
+	var got store.LoginState
+	inTx(t, s, func(tx store.Tx) (err error) {
+		got, err = tx.Accounts().LoginState(ctx, a.ID)
+		return err
+	})
+	if d := cmp.Diff(store.LoginState{}, got); d != "" {
+		t.Errorf("fresh account has login state (-want +got):\n%s", d)
+	}
+	for _, want := range []store.LoginState{
+		{Failures: 5, Lockouts: 1, LockedUntil: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), LastFailure: time.Date(2026, 1, 2, 3, 3, 5, 0, time.UTC)},
+		{Failures: 55, Lockouts: 10, Permanent: true, LastFailure: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)},
+		{}, // reset (e.g. admin unlock)
+	} {
+		inTx(t, s, func(tx store.Tx) error { return tx.Accounts().SetLoginState(ctx, a.ID, want) })
+		inTx(t, s, func(tx store.Tx) (err error) {
+			got, err = tx.Accounts().LoginState(ctx, a.ID)
+			return err
+		})
+		if d := cmp.Diff(want, got, equateTime); d != "" {
+			t.Errorf("login state round trip (-want +got):\n%s", d)
+		}
+	}
+}
+
+func testLoginStateUnknown(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Accounts().LoginState(ctx, "no-such-id")
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LoginState of unknown account: %v, want ErrNotFound", err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		return tx.Accounts().SetLoginState(ctx, "no-such-id", store.LoginState{Failures: 1})
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetLoginState of unknown account: %v, want ErrNotFound", err)
 	}
 }
