@@ -1,0 +1,199 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
+	"github.com/rampart-ml/rampart/internal/identity/password"
+	"github.com/rampart-ml/rampart/internal/store"
+)
+
+// ErrInvalidCredentials is the one answer for a wrong password, an unknown
+// user and a locked account, so none of them can be told apart.
+var ErrInvalidCredentials = errors.New("invalid user name or password")
+
+// RateLimitedError refuses an attempt because its source address sent too
+// many; RetryAfter may be shown to the client (it says nothing about accounts).
+type RateLimitedError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("too many login attempts from this address; retry in %v", e.RetryAfter.Round(time.Second))
+}
+
+// LoginEvent is a brute-force protection event for the audit log. It names
+// the account by id (empty for an unknown user name), never by name.
+type LoginEvent struct {
+	bruteforce.Event
+	AccountID string
+	Time      time.Time
+}
+
+// EventSink receives login events. The audit subsystem implements it.
+type EventSink interface {
+	RecordLogin(ctx context.Context, e LoginEvent) error
+}
+
+// PasswordLogin verifies user name + password with brute-force protection:
+// a per-source token bucket, per-account lockout persisted in the store, a
+// bound on concurrent argon2id work, a dummy hash for unknown and locked
+// accounts, and a floor on the answer time.
+type PasswordLogin struct {
+	store   store.Store
+	params  password.Params
+	lockout bruteforce.Policy
+	sources *bruteforce.SourceLimiter
+	hashes  *bruteforce.HashLimiter
+	timing  bruteforce.Timing
+	events  EventSink
+	now     func() time.Time
+	dummy   string
+}
+
+// LoginOptions configure NewPasswordLogin. Zero values take the defaults.
+type LoginOptions struct {
+	Params     password.Params
+	BruteForce bruteforce.Config
+	Events     EventSink
+	Now        func() time.Time
+}
+
+// NewPasswordLogin validates o and prepares the dummy hash.
+func NewPasswordLogin(st store.Store, o LoginOptions) (*PasswordLogin, error) {
+	if o.Params == (password.Params{}) {
+		o.Params = password.DefaultParams
+	}
+	if o.BruteForce == (bruteforce.Config{}) {
+		o.BruteForce = bruteforce.DefaultConfig()
+	}
+	if err := o.BruteForce.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	sources, err := bruteforce.NewSourceLimiter(o.BruteForce.Source)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := bruteforce.NewHashLimiter(o.BruteForce.Hash)
+	if err != nil {
+		return nil, err
+	}
+	// Same parameters as real hashes, so verifying it costs the same.
+	dummy, err := password.Hash(newID(), o.Params)
+	if err != nil {
+		return nil, err
+	}
+	return &PasswordLogin{
+		store: st, params: o.Params, lockout: o.BruteForce.Account, sources: sources, hashes: hashes,
+		timing: o.BruteForce.Timing, events: o.Events, now: o.Now, dummy: dummy,
+	}, nil
+}
+
+// Verify returns the account when name and pw are right and the account is
+// not locked. Otherwise it returns ErrInvalidCredentials, a
+// *RateLimitedError, bruteforce.ErrBusy or a technical error.
+func (l *PasswordLogin) Verify(ctx context.Context, name, pw string, source netip.Addr) (acct store.Account, err error) {
+	start := l.now()
+	if ok, retry := l.sources.Allow(source, start); !ok {
+		return store.Account{}, &RateLimitedError{RetryAfter: retry}
+	}
+	if len(pw) > 4*password.MaxLength || len(name) > 256 {
+		return store.Account{}, ErrInvalidCredentials // oversized: no hashing, says nothing about accounts
+	}
+	release, err := l.hashes.Acquire(ctx)
+	if err != nil {
+		return store.Account{}, err
+	}
+	defer release()
+	// Every credential answer, good or bad, takes at least the floor.
+	defer func() {
+		if perr := l.timing.Pad(ctx, l.now().Sub(start)); perr != nil && err == nil {
+			acct, err = store.Account{}, perr
+		}
+	}()
+
+	var state store.LoginState
+	err = l.store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if acct, err = tx.Accounts().AccountByName(ctx, name); err != nil {
+			return err
+		}
+		state, err = tx.Accounts().LoginState(ctx, acct.ID)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_, _ = password.Verify(pw, l.dummy)
+		l.record(ctx, LoginEvent{Event: bruteforce.Event{Kind: bruteforce.EventLoginFailed}, Time: start})
+		return store.Account{}, ErrInvalidCredentials
+	case err != nil:
+		return store.Account{}, fmt.Errorf("login: %w", err)
+	}
+	if !l.lockout.Check(toBF(state), start).Allowed {
+		_, _ = password.Verify(pw, l.dummy)
+		l.record(ctx, LoginEvent{Event: bruteforce.Event{Kind: bruteforce.EventLoginFailed, Failures: state.Failures, Lockouts: state.Lockouts}, AccountID: acct.ID, Time: start})
+		return store.Account{}, ErrInvalidCredentials
+	}
+	ok, err := password.Verify(pw, acct.PasswordHash)
+	if err != nil {
+		return store.Account{}, fmt.Errorf("login: account %s: %w", acct.ID, err)
+	}
+	var rehash string
+	if ok && password.NeedsRehash(acct.PasswordHash, l.params) {
+		if rehash, err = password.Hash(pw, l.params); err != nil {
+			return store.Account{}, err
+		}
+	}
+
+	var events []bruteforce.Event
+	err = l.store.InTx(ctx, func(tx store.Tx) error {
+		// Re-read: concurrent attempts on this account may have counted.
+		cur, err := tx.Accounts().LoginState(ctx, acct.ID)
+		if err != nil {
+			return err
+		}
+		var next bruteforce.State
+		if ok {
+			next = l.lockout.Succeed(toBF(cur), start)
+		} else {
+			next, events = l.lockout.Fail(toBF(cur), start)
+		}
+		if rehash != "" {
+			if err := tx.Accounts().SetPasswordHash(ctx, acct.ID, rehash); err != nil {
+				return err
+			}
+		}
+		return tx.Accounts().SetLoginState(ctx, acct.ID, fromBF(next))
+	})
+	if err != nil {
+		return store.Account{}, fmt.Errorf("login: record outcome: %w", err)
+	}
+	for _, e := range events {
+		l.record(ctx, LoginEvent{Event: e, AccountID: acct.ID, Time: start})
+	}
+	if !ok {
+		return store.Account{}, ErrInvalidCredentials
+	}
+	return acct, nil
+}
+
+// record hands e to the sink. Until the audit subsystem makes this
+// fail-closed and transactional, a sink error is dropped.
+func (l *PasswordLogin) record(ctx context.Context, e LoginEvent) {
+	if l.events != nil {
+		_ = l.events.RecordLogin(ctx, e)
+	}
+}
+
+func toBF(s store.LoginState) bruteforce.State {
+	return bruteforce.State{Failures: s.Failures, Lockouts: s.Lockouts, LockedUntil: s.LockedUntil, Permanent: s.Permanent, LastFailure: s.LastFailure}
+}
+
+func fromBF(s bruteforce.State) store.LoginState {
+	return store.LoginState{Failures: s.Failures, Lockouts: s.Lockouts, LockedUntil: s.LockedUntil, Permanent: s.Permanent, LastFailure: s.LastFailure}
+}
