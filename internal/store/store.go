@@ -40,6 +40,33 @@ type Store interface {
 // Tx is the set of repositories available inside a transaction.
 type Tx interface {
 	Accounts() Accounts
+	SigningKeys() SigningKeys
+}
+
+// SigningKeys holds the keys that sign Rampart's tokens.
+type SigningKeys interface {
+	// CreateSigningKey inserts k; ErrConflict if the id is taken.
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys returns every stored key, oldest first (by creation,
+	// then by end of signing, so a key retired at its successor's creation
+	// comes first).
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// RetireSigningKeys ends signing at signUntil for every key still signing
+	// after it, and publishes them until publishUntil.
+	RetireSigningKeys(ctx context.Context, signUntil, publishUntil time.Time) error
+	// DeleteExpiredSigningKeys removes keys no longer published at now.
+	DeleteExpiredSigningKeys(ctx context.Context, now time.Time) error
+}
+
+// SigningKey is a stored token-signing key. SealedPrivate is the PKCS#8
+// private key sealed under the master key; it is never stored in clear.
+type SigningKey struct {
+	ID            string
+	Algorithm     string
+	SealedPrivate []byte
+	CreatedAt     time.Time
+	SignUntil     time.Time
+	PublishUntil  time.Time
 }
 
 // Accounts holds human user accounts.

@@ -17,7 +17,8 @@ type sqliteTx struct {
 
 var _ store.Tx = (*sqliteTx)(nil)
 
-func (t *sqliteTx) Accounts() store.Accounts { return accounts{tx: t.tx} }
+func (t *sqliteTx) Accounts() store.Accounts       { return accounts{tx: t.tx} }
+func (t *sqliteTx) SigningKeys() store.SigningKeys { return signingKeys{tx: t.tx} }
 
 // accounts implements store.Accounts on the accounts table.
 type accounts struct {

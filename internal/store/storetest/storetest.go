@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentTransactions", testConcurrent},
 		{"LoginState", testLoginState},
 		{"LoginStateUnknownAccount", testLoginStateUnknown},
+		{"SigningKeys", testSigningKeys},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
@@ -393,5 +394,49 @@ func testLoginStateUnknown(t *testing.T, s store.Store) {
 	})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SetLoginState of unknown account: %v, want ErrNotFound", err)
+	}
+}
+
+func testSigningKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	old := store.SigningKey{ID: "k1", Algorithm: "ES256", SealedPrivate: []byte{1, 2, 3},
+		CreatedAt: t0, SignUntil: t0.Add(time.Hour), PublishUntil: t0.Add(2 * time.Hour)}
+	cur := store.SigningKey{ID: "k2", Algorithm: "ES256", SealedPrivate: []byte{4, 5, 6},
+		CreatedAt: t0.Add(time.Hour), SignUntil: t0.Add(25 * time.Hour), PublishUntil: t0.Add(26 * time.Hour)}
+	list := func() []store.SigningKey {
+		var keys []store.SigningKey
+		inTx(t, s, func(tx store.Tx) (err error) {
+			keys, err = tx.SigningKeys().ListSigningKeys(ctx)
+			return err
+		})
+		return keys
+	}
+	inTx(t, s, func(tx store.Tx) error {
+		if err := tx.SigningKeys().CreateSigningKey(ctx, cur); err != nil {
+			return err
+		}
+		return tx.SigningKeys().CreateSigningKey(ctx, old)
+	})
+	if d := cmp.Diff([]store.SigningKey{old, cur}, list(), equateTime); d != "" {
+		t.Errorf("keys oldest first (-want +got):\n%s", d)
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error { return tx.SigningKeys().CreateSigningKey(ctx, old) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate key id: %v, want ErrConflict", err)
+	}
+
+	// Rotation at t0+2h retires k2 (still signing) but not k1 (already retired).
+	now := t0.Add(2 * time.Hour)
+	inTx(t, s, func(tx store.Tx) error {
+		return tx.SigningKeys().RetireSigningKeys(ctx, now, now.Add(10*time.Minute))
+	})
+	cur.SignUntil, cur.PublishUntil = now, now.Add(10*time.Minute)
+	if d := cmp.Diff([]store.SigningKey{old, cur}, list(), equateTime); d != "" {
+		t.Errorf("after retire (-want +got):\n%s", d)
+	}
+	inTx(t, s, func(tx store.Tx) error { return tx.SigningKeys().DeleteExpiredSigningKeys(ctx, now) })
+	if d := cmp.Diff([]store.SigningKey{cur}, list(), equateTime); d != "" {
+		t.Errorf("after deleting expired (-want +got):\n%s", d)
 	}
 }
