@@ -7,20 +7,15 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +30,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite" // to tamper with rampart.db in TestDatabaseFaults
+
+	"github.com/rampart-ml/rampart/internal/pki/pkitest"
 )
 
 // rampartBin is the binary under test, built once by TestMain.
@@ -429,79 +426,6 @@ func poolFromFile(t *testing.T, file string) *x509.CertPool {
 		t.Fatalf("%s holds no PEM certificate", file)
 	}
 	return pool
-}
-
-// testCA is a certificate authority made up by a test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          newSerial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a leaf certificate; tmpl needs only names and usages.
-func (ca *testCA) issue(t *testing.T, tmpl *x509.Certificate) (pair tls.Certificate, certPEM, keyPEM []byte) {
-	t.Helper()
-	key := newKey(t)
-	tmpl.SerialNumber = newSerial(t)
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	pair, err = tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair, certPEM, keyPEM
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-func newSerial(t *testing.T) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) string {
@@ -1220,14 +1144,14 @@ func TestCommandLine(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
-	clientCA := newTestCA(t, "test client CA")
-	otherCA := newTestCA(t, "some other CA")
-	caFile := writeFile(t, filepath.Join(tmp, "client-ca.pem"), clientCA.pem, 0o644)
+	clientCA := pkitest.NewCA(t, "test client CA")
+	otherCA := pkitest.NewCA(t, "some other CA")
+	caFile := writeFile(t, filepath.Join(tmp, "client-ca.pem"), clientCA.PEM, 0o644)
 	clientTmpl := func() *x509.Certificate {
 		return &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	}
-	good, _, _ := clientCA.issue(t, clientTmpl())
-	bad, _, _ := otherCA.issue(t, clientTmpl())
+	good := clientCA.Issue(t, clientTmpl()).TLS(t)
+	bad := otherCA.Issue(t, clientTmpl()).TLS(t)
 
 	s := startServer(t, filepath.Join(tmp, "data"), "--client-ca", caFile)
 	roots := s.roots()
@@ -1274,26 +1198,26 @@ func TestMutualTLS(t *testing.T) {
 func TestOperatorCertificate(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
-	ca := newTestCA(t, "operator CA")
-	pair, certPEM, keyPEM := ca.issue(t, &x509.Certificate{
+	ca := pkitest.NewCA(t, "operator CA")
+	issued := ca.Issue(t, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "rampart.test"},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
-	certFile := writeFile(t, filepath.Join(tmp, "server.pem"), certPEM, 0o644)
-	keyFile := writeFile(t, filepath.Join(tmp, "server-key.pem"), keyPEM, 0o600)
+	certFile := writeFile(t, filepath.Join(tmp, "server.pem"), issued.Cert, 0o644)
+	keyFile := writeFile(t, filepath.Join(tmp, "server-key.pem"), issued.Key, 0o600)
 	dir := filepath.Join(tmp, "data")
 
 	s := startServer(t, dir, "--tls-cert", certFile, "--tls-key", keyFile)
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	r := get(t, newClient(t, &tls.Config{RootCAs: pool}), s.url+"/healthz")
 	wantJSON(t, "GET /healthz", r, http.StatusOK, map[string]string{"status": "ok"})
 	if r.tls == nil || len(r.tls.PeerCertificates) == 0 {
 		t.Fatal("no peer certificate")
 	}
-	if got, want := r.tls.PeerCertificates[0].SerialNumber, pair.Leaf.SerialNumber; got.Cmp(want) != 0 {
+	if got, want := r.tls.PeerCertificates[0].SerialNumber, issued.TLS(t).Leaf.SerialNumber; got.Cmp(want) != 0 {
 		t.Errorf("served certificate serial %x, want the operator's %x", got, want)
 	}
 	wantNotExist(t, filepath.Join(dir, "tls", "ca.pem"))

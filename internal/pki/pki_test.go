@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -23,6 +22,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampart-ml/rampart/internal/pki"
+
+	"github.com/rampart-ml/rampart/internal/pki/pkitest"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -582,90 +583,6 @@ func corrupt(path string) error {
 	return os.WriteFile(path, []byte("-----BEGIN GARBAGE-----\nnot base64\n"), 0o600)
 }
 
-// testCA is a CA made by a test, for operator and client certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string // PEM of cert
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), name+".pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, file: file}
-}
-
-// pemPair is a certificate and its key, PEM encoded.
-type pemPair struct{ cert, key []byte }
-
-// issue returns a certificate and key signed by ca. tmpl needs only the
-// fields the caller cares about.
-func (ca *testCA) issue(t *testing.T, tmpl *x509.Certificate) pemPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	if tmpl.NotBefore.IsZero() {
-		tmpl.NotBefore = time.Now().Add(-time.Hour)
-	}
-	if tmpl.NotAfter.IsZero() {
-		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	}
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemPair{
-		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}
-}
-
-func (ca *testCA) tlsCertificate(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
-	t.Helper()
-	p := ca.issue(t, tmpl)
-	c, err := tls.X509KeyPair(p.cert, p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func serverTemplate() *x509.Certificate {
 	return &x509.Certificate{
 		DNSNames:    []string{"op.test"},
@@ -673,22 +590,12 @@ func serverTemplate() *x509.Certificate {
 	}
 }
 
-func writePair(t *testing.T, certFile, keyFile string, p pemPair) {
-	t.Helper()
-	if err := os.WriteFile(certFile, p.cert, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, p.key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestOperatorCertificate(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "operator-ca")
+	ca := pkitest.NewCA(t, "operator-ca")
 	opDir := t.TempDir()
 	certFile, keyFile := filepath.Join(opDir, "tls.crt"), filepath.Join(opDir, "tls.key")
-	writePair(t, certFile, keyFile, ca.issue(t, serverTemplate()))
+	ca.Issue(t, serverTemplate()).Write(t, certFile, keyFile)
 
 	dir := t.TempDir()
 	m := newManager(t, pki.Options{Dir: dir, CertFile: certFile, KeyFile: keyFile})
@@ -698,7 +605,7 @@ func TestOperatorCertificate(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("operator mode wrote files to Dir: %v", entries)
 	}
-	res := handshake(t, m.TLSConfig(), clientTrusting(t, ca.file, "op.test"))
+	res := handshake(t, m.TLSConfig(), clientTrusting(t, ca.File, "op.test"))
 	if res.err != nil {
 		t.Fatalf("handshake: %v", res.err)
 	}
@@ -706,17 +613,17 @@ func TestOperatorCertificate(t *testing.T) {
 
 func TestOperatorCertificateErrors(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "operator-ca")
+	ca := pkitest.NewCA(t, "operator-ca")
 	opDir := t.TempDir()
 	good, goodKey := filepath.Join(opDir, "good.crt"), filepath.Join(opDir, "good.key")
-	writePair(t, good, goodKey, ca.issue(t, serverTemplate()))
+	ca.Issue(t, serverTemplate()).Write(t, good, goodKey)
 	expiredTmpl := serverTemplate()
 	expiredTmpl.NotBefore = time.Now().Add(-48 * time.Hour)
 	expiredTmpl.NotAfter = time.Now().Add(-time.Hour)
 	expired, expiredKey := filepath.Join(opDir, "expired.crt"), filepath.Join(opDir, "expired.key")
-	writePair(t, expired, expiredKey, ca.issue(t, expiredTmpl))
+	ca.Issue(t, expiredTmpl).Write(t, expired, expiredKey)
 	mismatched := filepath.Join(opDir, "other.crt")
-	if err := os.WriteFile(mismatched, ca.issue(t, serverTemplate()).cert, 0o644); err != nil {
+	if err := os.WriteFile(mismatched, ca.Issue(t, serverTemplate()).Cert, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -744,10 +651,10 @@ func TestOperatorCertificateErrors(t *testing.T) {
 
 func TestOperatorKeyReadableWarns(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "operator-ca")
+	ca := pkitest.NewCA(t, "operator-ca")
 	opDir := t.TempDir()
 	certFile, keyFile := filepath.Join(opDir, "tls.crt"), filepath.Join(opDir, "tls.key")
-	writePair(t, certFile, keyFile, ca.issue(t, serverTemplate()))
+	ca.Issue(t, serverTemplate()).Write(t, certFile, keyFile)
 	if err := os.Chmod(keyFile, 0o644); err != nil { // as Kubernetes mounts secrets
 		t.Fatal(err)
 	}
@@ -760,10 +667,10 @@ func TestOperatorKeyReadableWarns(t *testing.T) {
 
 func TestOperatorReload(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "operator-ca")
+	ca := pkitest.NewCA(t, "operator-ca")
 	opDir := t.TempDir()
 	certFile, keyFile := filepath.Join(opDir, "tls.crt"), filepath.Join(opDir, "tls.key")
-	writePair(t, certFile, keyFile, ca.issue(t, serverTemplate()))
+	ca.Issue(t, serverTemplate()).Write(t, certFile, keyFile)
 	clock := newClock()
 	var logs logBuffer
 	m := newManager(t, pki.Options{CertFile: certFile, KeyFile: keyFile, Now: clock.Now, Logger: logs.Logger()})
@@ -772,8 +679,8 @@ func TestOperatorReload(t *testing.T) {
 	// rewrite replaces the files and moves their mtime forward, so the
 	// change is seen even on filesystems with coarse timestamps.
 	mtime := time.Now()
-	rewrite := func(p pemPair) {
-		writePair(t, certFile, keyFile, p)
+	rewrite := func(p pkitest.Pair) {
+		p.Write(t, certFile, keyFile)
 		mtime = mtime.Add(time.Hour)
 		for _, f := range []string{certFile, keyFile} {
 			if err := os.Chtimes(f, mtime, mtime); err != nil {
@@ -782,7 +689,7 @@ func TestOperatorReload(t *testing.T) {
 		}
 	}
 
-	rewrite(ca.issue(t, serverTemplate()))
+	rewrite(ca.Issue(t, serverTemplate()))
 	clock.Advance(30 * time.Second)
 	if got := served(t, m); got.SerialNumber.Cmp(first.SerialNumber) != 0 {
 		t.Fatal("reloaded before the one-minute check")
@@ -792,14 +699,14 @@ func TestOperatorReload(t *testing.T) {
 	if second.SerialNumber.Cmp(first.SerialNumber) == 0 {
 		t.Fatal("not reloaded after the files changed")
 	}
-	if res := handshake(t, m.TLSConfig(), clientTrusting(t, ca.file, "op.test")); res.err != nil {
+	if res := handshake(t, m.TLSConfig(), clientTrusting(t, ca.File, "op.test")); res.err != nil {
 		t.Errorf("handshake after reload: %v", res.err)
 	} else if got := res.client.PeerCertificates[0].SerialNumber; got.Cmp(second.SerialNumber) != 0 {
 		t.Errorf("client saw serial %x, want %x", got, second.SerialNumber)
 	}
 
 	// A broken replacement is logged and the current certificate kept.
-	rewrite(pemPair{cert: []byte("garbage"), key: []byte("garbage")})
+	rewrite(pkitest.Pair{Cert: []byte("garbage"), Key: []byte("garbage")})
 	clock.Advance(61 * time.Second)
 	if got := served(t, m); got.SerialNumber.Cmp(second.SerialNumber) != 0 {
 		t.Errorf("serial %x after failed reload, want %x", got.SerialNumber, second.SerialNumber)
@@ -809,7 +716,7 @@ func TestOperatorReload(t *testing.T) {
 	}
 
 	// Fixing the files is picked up at a later check.
-	rewrite(ca.issue(t, serverTemplate()))
+	rewrite(ca.Issue(t, serverTemplate()))
 	clock.Advance(61 * time.Second)
 	if got := served(t, m); got.SerialNumber.Cmp(second.SerialNumber) == 0 {
 		t.Error("fixed files not reloaded")
@@ -818,9 +725,9 @@ func TestOperatorReload(t *testing.T) {
 
 func TestClientCA(t *testing.T) {
 	t.Parallel()
-	clientCA := newTestCA(t, "client-ca")
-	otherCA := newTestCA(t, "other-ca")
-	m := newManager(t, pki.Options{Dir: t.TempDir(), ClientCAFile: clientCA.file})
+	clientCA := pkitest.NewCA(t, "client-ca")
+	otherCA := pkitest.NewCA(t, "other-ca")
+	m := newManager(t, pki.Options{Dir: t.TempDir(), ClientCAFile: clientCA.File})
 	cfg := m.TLSConfig()
 	if cfg.ClientAuth != tls.VerifyClientCertIfGiven {
 		t.Errorf("ClientAuth = %v, want VerifyClientCertIfGiven", cfg.ClientAuth)
@@ -838,8 +745,8 @@ func TestClientCA(t *testing.T) {
 		wantOK       bool
 		wantVerified bool
 	}{
-		{"cert from client CA", ptr(clientCA.tlsCertificate(t, clientTmpl())), true, true},
-		{"cert from other CA", ptr(otherCA.tlsCertificate(t, clientTmpl())), false, false},
+		{"cert from client CA", ptr(clientCA.Issue(t, clientTmpl()).TLS(t)), true, true},
+		{"cert from other CA", ptr(otherCA.Issue(t, clientTmpl()).TLS(t)), false, false},
 		{"no cert", nil, true, false},
 	}
 	for _, tt := range tests {
@@ -892,13 +799,13 @@ func TestClientCAFileErrors(t *testing.T) {
 
 func TestCertPool(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "pool-ca")
-	pool, err := pki.CertPool(ca.file)
+	ca := pkitest.NewCA(t, "pool-ca")
+	pool, err := pki.CertPool(ca.File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := ca.issue(t, serverTemplate())
-	leaf, err := tls.X509KeyPair(p.cert, p.key)
+	p := ca.Issue(t, serverTemplate())
+	leaf, err := tls.X509KeyPair(p.Cert, p.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
