@@ -60,6 +60,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		log.Warn("INSECURE: --insecure-http is set; TLS is off and credentials, tokens and tensors cross the network in clear text")
 	}
 
+	// The embedded password blocklist is checked now so a damaged binary
+	// fails at start, not at the first password change.
+	if err := password.LoadBlocklist(); err != nil {
+		return nil, err
+	}
 	if a.dir, err = datadir.Open(cfg.DataDir); err != nil {
 		return nil, err
 	}
