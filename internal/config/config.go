@@ -110,26 +110,25 @@ func (c Config) Validate() error {
 	}
 	// TLS files are parsed here, not only at use, so a bad one is refused
 	// before anything is written to the data directory.
-	readable := true
+	contents := map[string][]byte{}
 	for flag, f := range map[string]string{"tls-cert": t.CertFile, "tls-key": t.KeyFile, "client-ca": t.ClientCAFile} {
 		if f == "" {
 			continue
 		}
-		if _, err := os.ReadFile(f); err != nil { // #nosec G304 -- operator-configured path, never request input
+		data, err := os.ReadFile(f) // #nosec G304 -- operator-configured path, never request input
+		if err != nil {
 			add("%s: cannot read %s: %v", flag, f, errors.Unwrap(err))
-			readable = false
+			continue
 		}
+		contents[flag] = data
 	}
-	if readable && t.CertFile != "" && t.KeyFile != "" {
-		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+	if cert, key := contents["tls-cert"], contents["tls-key"]; cert != nil && key != nil {
+		if _, err := tls.X509KeyPair(cert, key); err != nil {
 			add("tls-cert and tls-key: not a usable PEM certificate and matching private key: %v", err)
 		}
 	}
-	if readable && t.ClientCAFile != "" {
-		pem, _ := os.ReadFile(t.ClientCAFile) // #nosec G304 -- operator-configured path, never request input
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			add("client-ca: %s holds no PEM certificate", t.ClientCAFile)
-		}
+	if ca, ok := contents["client-ca"]; ok && !x509.NewCertPool().AppendCertsFromPEM(ca) {
+		add("client-ca: %s holds no PEM certificate", t.ClientCAFile)
 	}
 	for _, h := range t.Hosts {
 		if net.ParseIP(h) == nil && !validHostname(h) {

@@ -269,18 +269,22 @@ func TestSourceLimiterConcurrent(t *testing.T) {
 	const burst, sources, goroutines, attempts = 20, 8, 16, 200
 	l := newSourceLimiter(t, SourcePolicy{Burst: burst, Refill: time.Hour, MaxSources: sources / 2})
 	var allowed [sources]atomic.Int64
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range attempts {
-				s := (g + i) % sources
-				if ok, _ := l.Allow(addrN(uint64(s)), t0); ok {
-					allowed[s].Add(1)
+	// hammer sends attempts from every source across goroutines at once.
+	hammer := func(l *SourceLimiter) {
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range attempts {
+					s := (g + i) % sources
+					if ok, _ := l.Allow(addrN(uint64(s)), t0); ok {
+						allowed[s].Add(1)
+					}
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	hammer(l)
 	if l.Len() > sources/2 {
 		t.Errorf("Len() = %d, cap %d", l.Len(), sources/2)
 	}
@@ -290,17 +294,7 @@ func TestSourceLimiterConcurrent(t *testing.T) {
 	// its burst however the goroutines interleave.
 	l = newSourceLimiter(t, SourcePolicy{Burst: burst, Refill: time.Hour, MaxSources: sources})
 	allowed = [sources]atomic.Int64{}
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range attempts {
-				s := (g + i) % sources
-				if ok, _ := l.Allow(addrN(uint64(s)), t0); ok {
-					allowed[s].Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	hammer(l)
 	for s := range allowed {
 		if got := allowed[s].Load(); got != burst {
 			t.Errorf("source %d: %d attempts allowed, want exactly %d", s, got, burst)
