@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err = identity.EnsureAdmin(ctx, a.store, identity.Bootstrap{
 		Password:     cfg.AdminPassword,
 		PasswordFile: a.dir.Path(datadir.InitialAdminPassword),
-		Params:       password.DefaultParams,
+		Params:       cfg.Identity.Argon2,
 		Logger:       log,
 	}); err != nil {
 		return nil, err
@@ -106,15 +106,28 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(),
 	)
+	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	id, err := a.newIdentity(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	a.api = httpapi.New(httpapi.Options{
 		Logger:          log,
 		MaxRequestBytes: cfg.HTTP.MaxRequestBytes,
 		Registerer:      reg,
 		Gatherer:        reg,
 		Ready:           a.store.Ping,
-		// Authenticators, Authorizer and Auditor arrive with the identity,
-		// access and audit subsystems; until then protected routes deny.
+		Authenticators:  []httpapi.Authenticator{id.authn},
+		// Role-level checks until the access-control subsystem adds
+		// per-target decisions; a structured log line per request until
+		// the tamper-evident audit log replaces it.
+		Authorizer: httpapi.RoleAuthorizer{},
+		Auditor:    httpapi.LogAuditor{Logger: log},
 	})
+	id.provider.Mount(a.api)
+	id.accounts.Mount(a.api)
 
 	h := cfg.HTTP
 	a.server = &http.Server{
@@ -130,9 +143,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	}
 	if a.tls != nil {
 		a.server.TLSConfig = a.tls.TLSConfig()
-	}
-	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	return a, nil
 }

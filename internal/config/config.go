@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 )
 
@@ -34,6 +35,7 @@ type Config struct {
 	Listen     string
 	TLS        TLS
 	HTTP       HTTP
+	Identity   Identity
 	LogLevel   slog.Level
 	// AdminPassword comes only from RAMPART_ADMIN_PASSWORD (never a flag or
 	// file, which could leak through ps or backups). It sets the bootstrap
@@ -65,6 +67,22 @@ type HTTP struct {
 	ShutdownTimeout   time.Duration
 }
 
+// Identity configures the built-in OpenID provider and password logins.
+type Identity struct {
+	// Issuer is the public base URL clients use (https://rampart.example.com);
+	// "" means the listen address's URL. It is the "iss" of every token.
+	Issuer              string
+	AccessTokenLifetime time.Duration
+	// SessionLifetime is how long a login stays alive through refresh tokens.
+	SessionLifetime    time.Duration
+	SigningKeyRotation time.Duration
+	// PasswordMinLength applies to passwords that are the only factor;
+	// accounts with TOTP may use 8.
+	PasswordMinLength int
+	Argon2            password.Params
+	BruteForce        bruteforce.Config
+}
+
 // Default returns the secure defaults.
 func Default() Config {
 	return Config{
@@ -76,6 +94,14 @@ func Default() Config {
 			WriteTimeout:      60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
+		},
+		Identity: Identity{
+			AccessTokenLifetime: 5 * time.Minute,
+			SessionLifetime:     24 * time.Hour,
+			SigningKeyRotation:  24 * time.Hour,
+			PasswordMinLength:   password.MinLength,
+			Argon2:              password.DefaultParams,
+			BruteForce:          bruteforce.DefaultConfig(),
 		},
 		LogLevel: slog.LevelInfo,
 	}

@@ -23,7 +23,11 @@ const (
 	DatabaseFile         = "rampart.db"
 	TLSDir               = "tls"
 	InitialAdminPassword = "initial-admin-password"
-	lockFile             = "rampart.lock"
+	// KeysDir holds MasterKeyFile, the key every stored secret (signing
+	// keys, TOTP secrets) is sealed under.
+	KeysDir       = "keys"
+	MasterKeyFile = "master.key"
+	lockFile      = "rampart.lock"
 )
 
 // ErrLocked means another process holds the data directory.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -171,6 +172,16 @@ func (s *Server) authenticate(rt *Route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, a := range s.authn {
 			p, ok, err := a.Authenticate(r)
+			var refused *HTTPError
+			if errors.As(err, &refused) && refused.Status < 500 {
+				// Credentials the authenticator recognised and refused
+				// (expired token, revoked, disabled account).
+				if refused.Status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+				}
+				writeError(w, r, s.log, refused)
+				return
+			}
 			if err != nil {
 				writeError(w, r, s.log, Error(http.StatusServiceUnavailable, "authn_unavailable",
 					"authentication is temporarily unavailable", err))
@@ -181,6 +192,7 @@ func (s *Server) authenticate(rt *Route, next http.Handler) http.Handler {
 				return
 			}
 		}
+		w.Header().Set("WWW-Authenticate", `Bearer`)
 		writeError(w, r, s.log, Error(http.StatusUnauthorized, "unauthenticated", "authentication required", nil))
 	})
 }

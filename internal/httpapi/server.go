@@ -37,9 +37,41 @@ type Route struct {
 	// Public routes skip authentication, authorisation and audit. Keep them
 	// few: health, readiness, metrics, identity discovery.
 	Public bool
+	// Access is who may call a protected route at all; per-target checks
+	// (domains, ownership) happen after it. The zero value is admins only,
+	// so a route that forgets to say is closed, not open.
+	Access Access
 	// MaxBodyBytes overrides the server's request body limit when > 0.
 	MaxBodyBytes int64
 	Handler      HandlerFunc
+}
+
+// Access is the coarse, role-level rule of a route.
+type Access int
+
+const (
+	// AdminOnly routes need the global admin role.
+	AdminOnly Access = iota
+	// Authenticated routes are open to any authenticated principal; the
+	// handler checks what the principal may see or change (its own
+	// account, the targets it holds grants on).
+	Authenticated
+)
+
+// RoleAuthorizer enforces Route.Access. The access-control subsystem
+// builds on it for per-target decisions.
+type RoleAuthorizer struct{}
+
+// Authorize implements Authorizer.
+func (RoleAuthorizer) Authorize(_ context.Context, p principal.Principal, rt *Route) error {
+	switch {
+	case p.ID == "":
+		return Error(http.StatusUnauthorized, "unauthenticated", "authentication required", nil)
+	case rt.Access == Authenticated, p.Admin:
+		return nil
+	default:
+		return Error(http.StatusForbidden, "forbidden", "this operation needs the admin role", nil)
+	}
 }
 
 // Options configure a Server. Nil Authorizer or Auditor deny every
@@ -139,4 +171,18 @@ func (denyAll) Authorize(context.Context, principal.Principal, *Route) error {
 
 func (denyAll) AuditRequest(*http.Request, principal.Principal, *Route) error {
 	return Error(http.StatusServiceUnavailable, "audit_unavailable", "the audit log is not available; the request was not performed", nil)
+}
+
+// LogAuditor records each authorised request as a structured log line. It
+// is the interim auditor until the tamper-evident audit log replaces it;
+// it names principals by id only, never by name.
+type LogAuditor struct{ Logger *slog.Logger }
+
+// AuditRequest implements Auditor.
+func (a LogAuditor) AuditRequest(r *http.Request, p principal.Principal, rt *Route) error {
+	a.Logger.LogAttrs(r.Context(), slog.LevelInfo, "audit",
+		slog.String("request_id", RequestID(r.Context())),
+		slog.String("actor", p.ID), slog.String("actor_kind", string(p.Kind)),
+		slog.String("action", rt.Pattern))
+	return nil
 }

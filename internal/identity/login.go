@@ -9,6 +9,7 @@ import (
 
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/identity/password"
+	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
 )
 
@@ -49,6 +50,7 @@ type PasswordLogin struct {
 	hashes  *bruteforce.HashLimiter
 	timing  bruteforce.Timing
 	events  EventSink
+	sealer  *secrets.Sealer
 	now     func() time.Time
 	dummy   string
 }
@@ -58,7 +60,9 @@ type LoginOptions struct {
 	Params     password.Params
 	BruteForce bruteforce.Config
 	Events     EventSink
-	Now        func() time.Time
+	// Sealer opens TOTP secrets; required once any account has one.
+	Sealer *secrets.Sealer
+	Now    func() time.Time
 }
 
 // NewPasswordLogin validates o and prepares the dummy hash.
@@ -90,19 +94,38 @@ func NewPasswordLogin(st store.Store, o LoginOptions) (*PasswordLogin, error) {
 	}
 	return &PasswordLogin{
 		store: st, params: o.Params, lockout: o.BruteForce.Account, sources: sources, hashes: hashes,
-		timing: o.BruteForce.Timing, events: o.Events, now: o.Now, dummy: dummy,
+		timing: o.BruteForce.Timing, events: o.Events, sealer: o.Sealer, now: o.Now, dummy: dummy,
 	}, nil
 }
 
 // Verify returns the account when name and pw are right and the account is
 // not locked. Otherwise it returns ErrInvalidCredentials, a
-// *RateLimitedError, bruteforce.ErrBusy or a technical error.
-func (l *PasswordLogin) Verify(ctx context.Context, name, pw string, source netip.Addr) (acct store.Account, err error) {
+// *RateLimitedError, bruteforce.ErrBusy or a technical error. Accounts with
+// a second factor need Login.
+func (l *PasswordLogin) Verify(ctx context.Context, name, pw string, source netip.Addr) (store.Account, error) {
+	return l.Login(ctx, Credentials{Name: name, Password: pw}, source)
+}
+
+// Credentials are what a user types to log in. OTP is the TOTP code, needed
+// only for accounts with a second factor.
+type Credentials struct {
+	Name, Password, OTP string
+}
+
+// ErrSecondFactorRequired: the password was right, but the account has a
+// second factor and no code was given. Nothing is counted against the
+// account; the caller asks for the code and tries again.
+var ErrSecondFactorRequired = errors.New("a one-time code from the authenticator app is required")
+
+// Login is Verify with an optional second factor: a wrong or replayed TOTP
+// code counts as a failed attempt, exactly like a wrong password.
+func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.Addr) (acct store.Account, err error) {
+	name, pw := c.Name, c.Password
 	start := l.now()
 	if ok, retry := l.sources.Allow(source, start); !ok {
 		return store.Account{}, &RateLimitedError{RetryAfter: retry}
 	}
-	if len(pw) > 4*password.MaxLength || len(name) > 256 {
+	if len(pw) > 4*password.MaxLength || len(name) > 256 || len(c.OTP) > 16 {
 		return store.Account{}, ErrInvalidCredentials // oversized: no hashing, says nothing about accounts
 	}
 	release, err := l.hashes.Acquire(ctx)
@@ -143,6 +166,16 @@ func (l *PasswordLogin) Verify(ctx context.Context, name, pw string, source neti
 	if err != nil {
 		return store.Account{}, fmt.Errorf("login: account %s: %w", acct.ID, err)
 	}
+	var otpStep int64
+	if ok && acct.TOTPSecret != nil {
+		if c.OTP == "" {
+			return store.Account{}, ErrSecondFactorRequired
+		}
+		if otpStep, err = l.checkOTP(acct, c.OTP, start); err != nil {
+			return store.Account{}, err
+		}
+		ok = otpStep > 0
+	}
 	var rehash string
 	if ok && password.NeedsRehash(acct.PasswordHash, l.params) {
 		if rehash, err = password.Hash(pw, l.params); err != nil {
@@ -157,16 +190,32 @@ func (l *PasswordLogin) Verify(ctx context.Context, name, pw string, source neti
 		if err != nil {
 			return err
 		}
+		if rehash != "" {
+			if err := tx.Accounts().SetPasswordHash(ctx, acct.ID, rehash); err != nil {
+				return err
+			}
+		}
+		if otpStep > 0 {
+			// Re-check under the transaction: a concurrent login may have
+			// used this code already (RFC 6238 section 5.2: one use).
+			a, err := tx.Accounts().AccountByID(ctx, acct.ID)
+			if err != nil {
+				return err
+			}
+			if otpStep <= a.TOTPLastStep {
+				ok = false
+			} else {
+				a.TOTPLastStep = otpStep
+				if err := tx.Accounts().UpdateAccount(ctx, a); err != nil {
+					return err
+				}
+			}
+		}
 		var next bruteforce.State
 		if ok {
 			next = l.lockout.Succeed(toBF(cur), start)
 		} else {
 			next, events = l.lockout.Fail(toBF(cur), start)
-		}
-		if rehash != "" {
-			if err := tx.Accounts().SetPasswordHash(ctx, acct.ID, rehash); err != nil {
-				return err
-			}
 		}
 		return tx.Accounts().SetLoginState(ctx, acct.ID, fromBF(next))
 	})

@@ -19,8 +19,13 @@ const (
 // Principal is an authenticated subject. It carries no privileges: those are
 // looked up per request so revocation takes effect at once.
 type Principal struct {
-	ID     string
-	Kind   Kind
+	// ID is stable and unique across kinds and issuers: an account or
+	// service account id, or "<issuer name>:<sub>" for a federated user.
+	ID   string
+	Kind Kind
+	// Name is for display (user name, service account name); it is personal
+	// data and never goes into logs or audit records.
+	Name   string
 	Groups []string
 	Admin  bool
 }

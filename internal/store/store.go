@@ -41,6 +41,8 @@ type Store interface {
 type Tx interface {
 	Accounts() Accounts
 	SigningKeys() SigningKeys
+	ServiceAccounts() ServiceAccounts
+	Sessions() Sessions
 }
 
 // SigningKeys holds the keys that sign Rampart's tokens.
@@ -75,6 +77,16 @@ type Accounts interface {
 	CreateAccount(ctx context.Context, a Account) error
 	// AccountByName returns the account called name, or ErrNotFound.
 	AccountByName(ctx context.Context, name string) (Account, error)
+	// AccountByID returns account id, or ErrNotFound.
+	AccountByID(ctx context.Context, id string) (Account, error)
+	// ListAccounts returns every account ordered by name.
+	ListAccounts(ctx context.Context) ([]Account, error)
+	// UpdateAccount replaces every field of the account with a.ID except
+	// CreatedAt; ErrNotFound if there is none, ErrConflict if a.Name is taken.
+	UpdateAccount(ctx context.Context, a Account) error
+	// DeleteAccount removes account id and its login state; ErrNotFound if
+	// there is none, ErrConflict while it owns service accounts.
+	DeleteAccount(ctx context.Context, id string) error
 	// SetPasswordHash replaces the stored hash of account id, or returns ErrNotFound.
 	SetPasswordHash(ctx context.Context, id, hash string) error
 	// CountAccounts returns how many accounts exist.
@@ -103,10 +115,161 @@ type LoginState struct {
 type Account struct {
 	ID           string
 	Name         string
+	Email        string // "" when not given
 	PasswordHash string
 	Admin        bool
 	// MustChangePassword is set when the password was generated or reset by
 	// someone other than the user.
 	MustChangePassword bool
-	CreatedAt          time.Time
+	// Disabled accounts cannot log in and their tokens are refused.
+	Disabled bool
+	// Anonymized is set when the user deleted their account while owning
+	// resources: name and e-mail were replaced and the row stays only as an
+	// owner reference. It implies Disabled.
+	Anonymized bool
+	// TOTPSecret is the RFC 6238 secret sealed under the master key; nil
+	// when the user has no second factor.
+	TOTPSecret []byte
+	// TOTPLastStep is the last time step a TOTP code was accepted for, so
+	// a code cannot be used twice (RFC 6238 section 5.2).
+	TOTPLastStep int64
+	CreatedAt    time.Time
+}
+
+// ServiceAccounts holds machine identities and their credentials.
+type ServiceAccounts interface {
+	// CreateServiceAccount inserts sa; ErrConflict if the id or name is
+	// taken, ErrNotFound if sa.OwnerID is not an account.
+	CreateServiceAccount(ctx context.Context, sa ServiceAccount) error
+	// ServiceAccountByID and ServiceAccountByName return one, or ErrNotFound.
+	ServiceAccountByID(ctx context.Context, id string) (ServiceAccount, error)
+	ServiceAccountByName(ctx context.Context, name string) (ServiceAccount, error)
+	// ListServiceAccounts returns every service account ordered by name.
+	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
+	// UpdateServiceAccount replaces Description, OwnerID, Disabled and
+	// ExpiresAt of sa.ID; ErrNotFound if there is none.
+	UpdateServiceAccount(ctx context.Context, sa ServiceAccount) error
+	// DeleteServiceAccount removes sa and its secrets and keys; ErrNotFound
+	// if there is none.
+	DeleteServiceAccount(ctx context.Context, id string) error
+
+	// AddClientSecret stores s; ErrNotFound if its service account does
+	// not exist, ErrConflict if the id is taken.
+	AddClientSecret(ctx context.Context, s ClientSecret) error
+	// ClientSecrets returns the secrets of a service account, oldest first
+	// (expired ones included; callers check ExpiresAt).
+	ClientSecrets(ctx context.Context, serviceAccountID string) ([]ClientSecret, error)
+	// ExpireClientSecrets makes every secret of the service account that
+	// would be valid after at expire at at (rotation with overlap).
+	ExpireClientSecrets(ctx context.Context, serviceAccountID string, at time.Time) error
+	// DeleteClientSecret removes one secret; ErrNotFound if there is none.
+	DeleteClientSecret(ctx context.Context, serviceAccountID, id string) error
+
+	// AddClientKey stores k; ErrNotFound if its service account does not
+	// exist, ErrConflict if the key id is taken for that account.
+	AddClientKey(ctx context.Context, k ClientKey) error
+	// ClientKeys returns the public keys of a service account, oldest first.
+	ClientKeys(ctx context.Context, serviceAccountID string) ([]ClientKey, error)
+	// DeleteClientKey removes one key; ErrNotFound if there is none.
+	DeleteClientKey(ctx context.Context, serviceAccountID, id string) error
+}
+
+// ServiceAccount is a machine identity. Its name is its OAuth client id.
+type ServiceAccount struct {
+	ID          string
+	Name        string
+	Description string
+	// OwnerID is the account that created it (or was given it).
+	OwnerID   string
+	Disabled  bool
+	ExpiresAt time.Time // zero: never
+	CreatedAt time.Time
+}
+
+// ClientSecret is a service account secret. Only its SHA-256 is stored:
+// secrets are 256-bit random strings, so a fast hash is enough and a slow
+// one would cap token issuance.
+type ClientSecret struct {
+	ID               string
+	ServiceAccountID string
+	Hash             []byte
+	CreatedAt        time.Time
+	ExpiresAt        time.Time // zero: never
+}
+
+// ClientKey is a public key a service account signs private_key_jwt
+// client assertions with; PublicKey is its JWK (JSON).
+type ClientKey struct {
+	ID               string
+	ServiceAccountID string
+	PublicKey        []byte
+	CreatedAt        time.Time
+	ExpiresAt        time.Time // zero: never
+}
+
+// Sessions holds token families: a session is one login (or one client
+// credentials grant with refresh) and every refresh token rotated from it.
+// Revoking a session revokes all its tokens.
+type Sessions interface {
+	// CreateSession inserts s; ErrConflict if the id is taken.
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByID returns session id, or ErrNotFound.
+	SessionByID(ctx context.Context, id string) (Session, error)
+	// RevokeSession marks session id revoked at at (a no-op if it already
+	// is); ErrNotFound if there is none.
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// RevokeSessionsOf revokes every unrevoked session of subject and
+	// returns their ids.
+	RevokeSessionsOf(ctx context.Context, subject string, at time.Time) ([]string, error)
+
+	// CreateRefreshToken inserts t; ErrNotFound if its session does not
+	// exist, ErrConflict if the hash is taken.
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// RefreshTokenByHash returns the token with this hash, or ErrNotFound.
+	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, error)
+	// UseRefreshToken marks the token used at at. It returns ErrConflict if
+	// it was already used (a replay) and ErrNotFound if there is none.
+	UseRefreshToken(ctx context.Context, hash []byte, at time.Time) error
+
+	// RevokeAccessToken records that the access token with id (its jti) is
+	// revoked until it expires; revoking twice is not an error.
+	RevokeAccessToken(ctx context.Context, t RevokedToken) error
+	// Revocations returns the revoked access tokens and the revoked
+	// sessions whose ExpiresAt is after now.
+	Revocations(ctx context.Context, now time.Time) (tokens, sessions []RevokedToken, err error)
+	// DeleteExpiredSessions removes sessions (with their refresh tokens)
+	// and revoked access tokens whose ExpiresAt is before now.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) error
+}
+
+// Session is a token family.
+type Session struct {
+	ID       string
+	Subject  string // account or service account id
+	ClientID string
+	Scopes   []string
+	AMR      []string // authentication methods, e.g. ["pwd", "otp"]
+	AuthTime time.Time
+	// ExpiresAt ends the family: no refresh after it, and every access
+	// token it issued has expired by then.
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	RevokedAt time.Time // zero while active
+}
+
+// RefreshToken is one refresh token of a session. Only the SHA-256 of the
+// token is stored.
+type RefreshToken struct {
+	Hash      []byte
+	SessionID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until exchanged
+}
+
+// RevokedToken is a revoked access token (or session) id and when the
+// revocation can be forgotten because the token has expired anyway.
+type RevokedToken struct {
+	ID        string
+	ExpiresAt time.Time
 }

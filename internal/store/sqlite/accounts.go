@@ -17,8 +17,10 @@ type sqliteTx struct {
 
 var _ store.Tx = (*sqliteTx)(nil)
 
-func (t *sqliteTx) Accounts() store.Accounts       { return accounts{tx: t.tx} }
-func (t *sqliteTx) SigningKeys() store.SigningKeys { return signingKeys{tx: t.tx} }
+func (t *sqliteTx) Accounts() store.Accounts               { return accounts{tx: t.tx} }
+func (t *sqliteTx) SigningKeys() store.SigningKeys         { return signingKeys{tx: t.tx} }
+func (t *sqliteTx) ServiceAccounts() store.ServiceAccounts { return serviceAccounts{tx: t.tx} }
+func (t *sqliteTx) Sessions() store.Sessions               { return sessions{tx: t.tx} }
 
 // accounts implements store.Accounts on the accounts table.
 type accounts struct {
@@ -27,11 +29,45 @@ type accounts struct {
 
 var _ store.Accounts = accounts{}
 
+// accountColumns are the columns scanAccount reads, in its order.
+const accountColumns = `id, name, email, password_hash, admin, must_change_password,
+	disabled, anonymized, totp_secret, totp_last_step, created_at`
+
+// scanAccount reads one row of accountColumns.
+func scanAccount(row interface{ Scan(...any) error }) (store.Account, error) {
+	var (
+		a       store.Account
+		created string
+	)
+	err := row.Scan(&a.ID, &a.Name, &a.Email, &a.PasswordHash, &a.Admin, &a.MustChangePassword,
+		&a.Disabled, &a.Anonymized, &a.TOTPSecret, &a.TOTPLastStep, &created)
+	if err != nil {
+		return store.Account{}, err
+	}
+	if len(a.TOTPSecret) == 0 {
+		a.TOTPSecret = nil // NULL, or an empty blob written by hand
+	}
+	if a.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
+		return store.Account{}, fmt.Errorf("account %s: created_at: %w", a.ID, err)
+	}
+	return a, nil
+}
+
+// nullBlob stores an empty b as NULL, so nil and empty read back alike (nil).
+func nullBlob(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 func (r accounts) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := r.tx.ExecContext(ctx, `INSERT INTO accounts
-		(id, name, password_hash, admin, must_change_password, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Name, a.PasswordHash, a.Admin, a.MustChangePassword, a.CreatedAt.UTC().Format(timeLayout))
+		(id, name, email, password_hash, admin, must_change_password,
+		 disabled, anonymized, totp_secret, totp_last_step, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Name, a.Email, a.PasswordHash, a.Admin, a.MustChangePassword,
+		a.Disabled, a.Anonymized, nullBlob(a.TOTPSecret), a.TOTPLastStep, formatTime(a.CreatedAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create account %s: id or name taken: %w", a.ID, store.ErrConflict)
 	}
@@ -44,38 +80,73 @@ func (r accounts) CreateAccount(ctx context.Context, a store.Account) error {
 // AccountByName leaves name out of its errors: people type passwords into
 // the name field, and errors end up in logs.
 func (r accounts) AccountByName(ctx context.Context, name string) (store.Account, error) {
-	var (
-		a       store.Account
-		created string
-	)
-	err := r.tx.QueryRowContext(ctx, `SELECT id, name, password_hash, admin, must_change_password, created_at
-		FROM accounts WHERE name = ?`, name).
-		Scan(&a.ID, &a.Name, &a.PasswordHash, &a.Admin, &a.MustChangePassword, &created)
+	a, err := scanAccount(r.tx.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Account{}, fmt.Errorf("account by name: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Account{}, fmt.Errorf("account by name: %w", classify(err))
 	}
-	if a.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
-		return store.Account{}, fmt.Errorf("account %s: created_at: %w", a.ID, err)
+	return a, nil
+}
+
+func (r accounts) AccountByID(ctx context.Context, id string) (store.Account, error) {
+	a, err := scanAccount(r.tx.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Account{}, fmt.Errorf("account %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Account{}, fmt.Errorf("account %s: %w", id, classify(err))
 	}
 	return a, nil
 }
 
+func (r accounts) ListAccounts(ctx context.Context) ([]store.Account, error) {
+	rows, err := r.tx.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", classify(err))
+	}
+	defer rows.Close()
+	var list []store.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", classify(err))
+		}
+		list = append(list, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list accounts: %w", classify(err))
+	}
+	return list, nil
+}
+
+// UpdateAccount leaves the new name out of its errors, like AccountByName.
+func (r accounts) UpdateAccount(ctx context.Context, a store.Account) error {
+	res, err := r.tx.ExecContext(ctx, `UPDATE accounts SET name = ?, email = ?, password_hash = ?,
+		admin = ?, must_change_password = ?, disabled = ?, anonymized = ?,
+		totp_secret = ?, totp_last_step = ? WHERE id = ?`,
+		a.Name, a.Email, a.PasswordHash, a.Admin, a.MustChangePassword, a.Disabled, a.Anonymized,
+		nullBlob(a.TOTPSecret), a.TOTPLastStep, a.ID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("update account %s: name taken: %w", a.ID, store.ErrConflict)
+	}
+	return rowsChanged(res, err, "update account "+a.ID)
+}
+
+// DeleteAccount relies on the schema: login_state rows cascade, and
+// service_accounts.owner_id restricts.
+func (r accounts) DeleteAccount(ctx context.Context, id string) error {
+	res, err := r.tx.ExecContext(ctx, `DELETE FROM accounts WHERE id = ?`, id)
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("delete account %s: it owns service accounts: %w", id, store.ErrConflict)
+	}
+	return rowsChanged(res, err, "delete account "+id)
+}
+
 func (r accounts) SetPasswordHash(ctx context.Context, id, hash string) error {
 	res, err := r.tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ? WHERE id = ?`, hash, id)
-	if err != nil {
-		return fmt.Errorf("set password hash of account %s: %w", id, classify(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("set password hash of account %s: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("set password hash of account %s: %w", id, store.ErrNotFound)
-	}
-	return nil
+	return rowsChanged(res, err, "set password hash of account "+id)
 }
 
 func (r accounts) CountAccounts(ctx context.Context) (int, error) {
@@ -124,6 +195,22 @@ func (r accounts) SetLoginState(ctx context.Context, id string, s store.LoginSta
 	}
 	if err != nil {
 		return fmt.Errorf("set login state of account %s: %w", id, classify(err))
+	}
+	return nil
+}
+
+// rowsChanged turns the result of an UPDATE or DELETE of one record into
+// an error: err wrapped with op, or store.ErrNotFound if no row matched.
+func rowsChanged(res sql.Result, err error, op string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
 	}
 	return nil
 }

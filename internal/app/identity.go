@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/datadir"
+	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/accounts"
+	"github.com/rampart-ml/rampart/internal/identity/authn"
+	"github.com/rampart-ml/rampart/internal/identity/provider"
+	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
+	"github.com/rampart-ml/rampart/internal/secrets"
+)
+
+// identityParts are the identity subsystem's pieces the app mounts.
+type identityParts struct {
+	provider *provider.Provider
+	authn    *authn.Authenticator
+	accounts *accounts.Service
+}
+
+// newIdentity builds the OpenID provider, the authentication middleware
+// and account management over the store and the master key.
+func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logger) (identityParts, error) {
+	ic := cfg.Identity
+	keysDir, err := a.dir.MkdirPrivate(datadir.KeysDir)
+	if err != nil {
+		return identityParts{}, err
+	}
+	master, err := secrets.LoadOrCreateKey(filepath.Join(keysDir, datadir.MasterKeyFile))
+	if err != nil {
+		return identityParts{}, err
+	}
+	sealer, err := secrets.New(master)
+	if err != nil {
+		return identityParts{}, err
+	}
+	ring, err := signingkeys.New(a.store, sealer, signingkeys.Options{
+		RotateEvery:      ic.SigningKeyRotation,
+		MaxTokenLifetime: ic.AccessTokenLifetime,
+	})
+	if err != nil {
+		return identityParts{}, err
+	}
+	// Make sure a key exists before the JWKS is first served.
+	if _, err := ring.Signing(ctx); err != nil {
+		return identityParts{}, fmt.Errorf("signing keys: %w", err)
+	}
+	login, err := identity.NewPasswordLogin(a.store, identity.LoginOptions{
+		Params: ic.Argon2, BruteForce: ic.BruteForce, Sealer: sealer,
+	})
+	if err != nil {
+		return identityParts{}, err
+	}
+	dir := identity.NewDirectory(a.store, 0, nil)
+	rev := identity.NewRevocations(a.store, 0, nil)
+	issuer := ic.Issuer
+	if issuer == "" {
+		issuer = a.URL()
+	}
+	p, err := provider.New(provider.Options{
+		Issuer: issuer, Store: a.store, Keys: ring, Login: login, Directory: dir, Revocations: rev, Sealer: sealer,
+		AccessTokenLifetime: ic.AccessTokenLifetime, SessionLifetime: ic.SessionLifetime,
+		Insecure: cfg.TLS.InsecureHTTP, Logger: log,
+	})
+	if err != nil {
+		return identityParts{}, fmt.Errorf("identity: %w", err)
+	}
+	au := authn.New(authn.Options{
+		Issuer: issuer, Keys: ring, Revocations: rev, Directory: dir,
+		ClientCerts: cfg.TLS.ClientCAFile != "",
+	})
+	acc := accounts.New(accounts.Options{
+		Store: a.store, Login: login, Directory: dir, Revocations: rev, Sealer: sealer, Keys: ring,
+		Params: ic.Argon2, MinPasswordLength: ic.PasswordMinLength, Logger: log,
+	})
+	return identityParts{provider: p, authn: au, accounts: acc}, nil
+}

@@ -1,0 +1,440 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/rampart-ml/rampart/internal/httpapi"
+	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
+	"github.com/rampart-ml/rampart/internal/secrets"
+	"github.com/rampart-ml/rampart/internal/store"
+)
+
+// Endpoint paths. Discovery is at /.well-known/openid-configuration, as
+// the issuer is the server's base URL.
+const (
+	authorizePath     = "/oauth/authorize"
+	tokenPath         = "/oauth/token"
+	introspectPath    = "/oauth/introspect"
+	userinfoPath      = "/oauth/userinfo"
+	revokePath        = "/oauth/revoke"
+	endSessionPath    = "/oauth/logout"
+	keysPath          = "/oauth/keys"
+	deviceAuthPath    = "/oauth/device_authorization"
+	loginPath         = "/oauth/login"
+	devicePath        = "/oauth/device"
+	authCallbackPath  = authorizePath + "/callback"
+	discoveryPath     = oidc.DiscoveryEndpoint
+	pendingRequestTTL = 10 * time.Minute
+)
+
+// Options configure a Provider.
+type Options struct {
+	// Issuer is the server's base URL (https://host:port), exactly as
+	// clients reach it; it is the "iss" of every token.
+	Issuer      string
+	Store       store.Store
+	Keys        *signingkeys.Ring
+	Login       *identity.PasswordLogin
+	Directory   *identity.Directory
+	Revocations *identity.Revocations
+	Sealer      *secrets.Sealer
+	// AccessTokenLifetime defaults to 5 minutes; SessionLifetime (how long
+	// refresh tokens keep a login alive) to 24 hours.
+	AccessTokenLifetime time.Duration
+	SessionLifetime     time.Duration
+	// Insecure allows an http:// issuer (--insecure-http).
+	Insecure bool
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Provider is the OpenID provider.
+type Provider struct {
+	opt      Options
+	op       *op.Provider
+	requests *pendingRequests
+	devices  *pendingDevices
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New builds the provider; it does not touch the network.
+func New(o Options) (*Provider, error) {
+	if o.AccessTokenLifetime == 0 {
+		o.AccessTokenLifetime = 5 * time.Minute
+	}
+	if o.SessionLifetime == 0 {
+		o.SessionLifetime = 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Store == nil || o.Keys == nil || o.Login == nil || o.Directory == nil || o.Revocations == nil || o.Sealer == nil {
+		return nil, errors.New("provider: Store, Keys, Login, Directory, Revocations and Sealer are required")
+	}
+	p := &Provider{
+		opt: o, log: o.Logger, now: o.Now,
+		requests: newPendingRequests(pendingRequestTTL, o.Now),
+		devices:  newPendingDevices(o.Now),
+	}
+	// Opaque tokens are never issued (every client gets JWTs), but op
+	// needs a key for them; a random one per process is enough.
+	var cryptoKey [32]byte
+	if _, err := rand.Read(cryptoKey[:]); err != nil {
+		return nil, err
+	}
+	cfg := &op.Config{
+		CryptoKey:               cryptoKey,
+		CodeMethodS256:          true,
+		AuthMethodPost:          true,
+		AuthMethodPrivateKeyJWT: false,
+		GrantTypeRefreshToken:   true,
+		SupportedUILocales:      []language.Tag{language.English},
+		SupportedScopes:         []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess},
+		DeviceAuthorization: op.DeviceAuthorizationConfig{
+			Lifetime:     pendingRequestTTL,
+			PollInterval: 5 * time.Second,
+			UserFormPath: devicePath,
+			UserCode:     op.UserCodeBase20,
+		},
+	}
+	// Browsers on other origins get no CORS access: the web console, when
+	// it comes, is served from the issuer's own origin.
+	noCORS := &cors.Options{AllowOriginFunc: func(string) bool { return false }}
+	opts := []op.Option{
+		op.WithCustomAuthEndpoint(op.NewEndpoint(authorizePath)),
+		op.WithCustomTokenEndpoint(op.NewEndpoint(tokenPath)),
+		op.WithCustomIntrospectionEndpoint(op.NewEndpoint(introspectPath)),
+		op.WithCustomUserinfoEndpoint(op.NewEndpoint(userinfoPath)),
+		op.WithCustomRevocationEndpoint(op.NewEndpoint(revokePath)),
+		op.WithCustomEndSessionEndpoint(op.NewEndpoint(endSessionPath)),
+		op.WithCustomKeysEndpoint(op.NewEndpoint(keysPath)),
+		op.WithCustomDeviceAuthorizationEndpoint(op.NewEndpoint(deviceAuthPath)),
+		op.WithCORSOptions(noCORS),
+	}
+	if o.Insecure {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	var err error
+	if p.op, err = op.NewProvider(cfg, storage{p}, op.StaticIssuer(o.Issuer), opts...); err != nil {
+		return nil, fmt.Errorf("oidc provider: %w", err)
+	}
+	return p, nil
+}
+
+// Mount registers the protocol endpoints, the login and device pages and
+// POST /api/v1/login. They authenticate their callers themselves (client
+// credentials, user passwords), so they are public routes.
+func (p *Provider) Mount(api *httpapi.Server) {
+	opHandler := p.op
+	for _, path := range []string{discoveryPath, authorizePath, authCallbackPath, tokenPath, introspectPath,
+		userinfoPath, revokePath, endSessionPath, keysPath, deviceAuthPath} {
+		api.Handle(httpapi.Route{Pattern: path, Public: true, Handler: raw(opHandler)})
+	}
+	api.Handle(httpapi.Route{Pattern: "GET " + loginPath, Public: true, Handler: p.loginPage})
+	api.Handle(httpapi.Route{Pattern: "POST " + loginPath, Public: true, Handler: p.loginSubmit})
+	api.Handle(httpapi.Route{Pattern: "GET " + devicePath, Public: true, Handler: p.devicePage})
+	api.Handle(httpapi.Route{Pattern: "POST " + devicePath, Public: true, Handler: p.deviceSubmit})
+	api.Handle(httpapi.Route{Pattern: "POST /api/v1/login", Public: true, Handler: p.apiLogin})
+}
+
+// raw adapts a plain handler (op writes its own OAuth-format errors).
+func raw(h http.Handler) httpapi.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+}
+
+// ---- sessions and tokens ----
+
+func (p *Provider) createSession(ctx context.Context, info tokenRequestInfo, now, end time.Time, _ bool) (string, error) {
+	if _, err := p.opt.Directory.Lookup(ctx, info.subject); err != nil {
+		if errors.Is(err, identity.ErrInactive) {
+			return "", oidc.ErrInvalidGrant().WithDescription("the account is disabled or no longer exists")
+		}
+		return "", oidc.ErrServerError().WithParent(err)
+	}
+	sid := rand.Text()
+	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		return tx.Sessions().CreateSession(ctx, store.Session{
+			ID: sid, Subject: info.subject, ClientID: info.clientID, Scopes: info.scopes, AMR: info.amr,
+			AuthTime: info.authTime, ExpiresAt: end, CreatedAt: now,
+		})
+	})
+	if err != nil {
+		return "", oidc.ErrServerError().WithParent(err)
+	}
+	return sid, nil
+}
+
+var errRefreshInvalid = oidc.ErrInvalidGrant().WithDescription("refresh token is invalid, expired or revoked")
+
+// lookupRefreshToken validates a presented refresh token. A token that was
+// already exchanged is a replay (stolen or leaked): the whole session is
+// revoked, so neither the thief nor the user can go on with it.
+func (p *Provider) lookupRefreshToken(ctx context.Context, token string) (*refreshRequest, error) {
+	if !strings.HasPrefix(token, refreshTokenPrefix) || len(token) > 256 {
+		return nil, errRefreshInvalid
+	}
+	hash := hashToken(token)
+	var (
+		rt   store.RefreshToken
+		sess store.Session
+	)
+	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if rt, err = tx.Sessions().RefreshTokenByHash(ctx, hash); err != nil {
+			return err
+		}
+		sess, err = tx.Sessions().SessionByID(ctx, rt.SessionID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errRefreshInvalid
+	}
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	now := p.now()
+	if !rt.UsedAt.IsZero() {
+		p.reuseDetected(ctx, sess)
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; the session has been revoked")
+	}
+	if !sess.RevokedAt.IsZero() || !now.Before(rt.ExpiresAt) || !now.Before(sess.ExpiresAt) {
+		return nil, errRefreshInvalid
+	}
+	if _, err := p.opt.Directory.Lookup(ctx, sess.Subject); err != nil {
+		return nil, errRefreshInvalid
+	}
+	return &refreshRequest{session: sess, hash: hash, scopes: sess.Scopes}, nil
+}
+
+func (p *Provider) reuseDetected(ctx context.Context, sess store.Session) {
+	p.log.Warn("refresh token reuse detected: session revoked", slog.String("session", sess.ID), slog.String("client", sess.ClientID))
+	if err := p.revokeSession(ctx, sess); err != nil {
+		p.log.Error("revoke session after refresh token reuse", slog.String("session", sess.ID), slog.Any("error", err))
+	}
+}
+
+// rotateRefreshToken marks the presented token used and issues its
+// successor in the same session, in one transaction.
+func (p *Provider) rotateRefreshToken(ctx context.Context, r *refreshRequest, now time.Time) (string, string, time.Time, error) {
+	next := refreshTokenPrefix + rand.Text() + rand.Text()
+	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Sessions().UseRefreshToken(ctx, r.hash, now); err != nil {
+			return err
+		}
+		return tx.Sessions().CreateRefreshToken(ctx, store.RefreshToken{
+			Hash: hashToken(next), SessionID: r.session.ID, CreatedAt: now, ExpiresAt: r.session.ExpiresAt,
+		})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		// Two exchanges of one token raced: one of them is a replay.
+		p.reuseDetected(ctx, r.session)
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; the session has been revoked")
+	}
+	if err != nil {
+		return "", "", time.Time{}, oidc.ErrServerError().WithParent(err)
+	}
+	exp := minTime(now.Add(p.opt.AccessTokenLifetime), r.session.ExpiresAt)
+	return r.session.ID + "." + rand.Text(), next, exp, nil
+}
+
+func (p *Provider) revokeSession(ctx context.Context, sess store.Session) error {
+	now := p.now()
+	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		return tx.Sessions().RevokeSession(ctx, sess.ID, now)
+	})
+	if err != nil {
+		return err
+	}
+	p.opt.Revocations.AddSession(store.RevokedToken{ID: sess.ID, ExpiresAt: sess.ExpiresAt})
+	return nil
+}
+
+// RevokeAllSessions revokes every session of subject (logout everywhere,
+// password change, account disabled) and returns how many it revoked.
+func (p *Provider) RevokeAllSessions(ctx context.Context, subject string) (int, error) {
+	return RevokeAllSessions(ctx, p.opt.Store, p.opt.Revocations, subject, p.now())
+}
+
+// RevokeAllSessions is the store-level form, for callers without a Provider
+// (account management).
+func RevokeAllSessions(ctx context.Context, st store.Store, rev *identity.Revocations, subject string, now time.Time) (int, error) {
+	var ids []string
+	var sessions []store.Session
+	err := st.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if ids, err = tx.Sessions().RevokeSessionsOf(ctx, subject, now); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			s, err := tx.Sessions().SessionByID(ctx, id)
+			if err != nil {
+				return err
+			}
+			sessions = append(sessions, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions: %w", err)
+	}
+	for _, s := range sessions {
+		rev.AddSession(store.RevokedToken{ID: s.ID, ExpiresAt: s.ExpiresAt})
+	}
+	return len(ids), nil
+}
+
+// revoke implements RFC 7009 for a token (or token id) presented by
+// clientID. Unknown tokens succeed silently, as the RFC asks; a token that
+// belongs to another client is refused.
+func (p *Provider) revoke(ctx context.Context, tokenOrID, subject, clientID string) error {
+	now := p.now()
+	if rest, ok := strings.CutPrefix(tokenOrID, refreshTokenIDPrefix); ok {
+		hash, err := hex.DecodeString(rest)
+		if err != nil || len(hash) != sha256.Size {
+			return nil
+		}
+		var sess store.Session
+		err = p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+			rt, err := tx.Sessions().RefreshTokenByHash(ctx, hash)
+			if err != nil {
+				return err
+			}
+			sess, err = tx.Sessions().SessionByID(ctx, rt.SessionID)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if sess.ClientID != clientID {
+			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+		}
+		return p.revokeSession(ctx, sess)
+	}
+	if !ValidTokenID(tokenOrID) {
+		return nil
+	}
+	if sid := SessionOf(tokenOrID); sid != "" {
+		var sess store.Session
+		err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+			var err error
+			sess, err = tx.Sessions().SessionByID(ctx, sid)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if sess.ClientID != clientID {
+			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+		}
+	} else if subject != clientID {
+		// Standalone tokens are a service account's own: sub = client id.
+		return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+	}
+	t := store.RevokedToken{ID: tokenOrID, ExpiresAt: now.Add(p.opt.AccessTokenLifetime + time.Minute)}
+	if err := p.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.Sessions().RevokeAccessToken(ctx, t) }); err != nil {
+		return err
+	}
+	p.opt.Revocations.AddToken(t)
+	return nil
+}
+
+// checkTokenActive refuses revoked tokens and inactive subjects (for
+// userinfo and introspection, which op verifies only cryptographically).
+func (p *Provider) checkTokenActive(ctx context.Context, tokenID, subject string) error {
+	if !ValidTokenID(tokenID) {
+		return errors.New("not an access token")
+	}
+	revoked, err := p.opt.Revocations.Revoked(ctx, tokenID, SessionOf(tokenID))
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return errors.New("token revoked")
+	}
+	_, err = p.opt.Directory.Lookup(ctx, subject)
+	return err
+}
+
+func (p *Provider) fillUserinfo(ctx context.Context, info *oidc.UserInfo, subject string, scopes []string) error {
+	info.Subject = subject
+	var acct store.Account
+	if strings.HasPrefix(subject, identity.ServiceAccountIDPrefix) {
+		sub, err := p.opt.Directory.Lookup(ctx, subject)
+		if err != nil {
+			return err
+		}
+		info.PreferredUsername = sub.Principal.Name
+		return nil
+	}
+	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		acct, err = tx.Accounts().AccountByID(ctx, subject)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		switch sc {
+		case oidc.ScopeProfile:
+			info.PreferredUsername = acct.Name
+		case oidc.ScopeEmail:
+			info.Email = acct.Email
+		}
+	}
+	return nil
+}
+
+// checkClientSecret authenticates a service account by secret.
+func (p *Provider) checkClientSecret(ctx context.Context, id, secret string) error {
+	if !strings.HasPrefix(id, identity.ServiceAccountIDPrefix) || secret == "" || len(secret) > 256 {
+		return errors.New("invalid client credentials")
+	}
+	if _, err := p.opt.Directory.Lookup(ctx, id); err != nil {
+		if errors.Is(err, identity.ErrInactive) {
+			return errors.New("invalid client credentials")
+		}
+		return oidc.ErrServerError().WithParent(err)
+	}
+	var secrets []store.ClientSecret
+	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		secrets, err = tx.ServiceAccounts().ClientSecrets(ctx, id)
+		return err
+	})
+	if err != nil {
+		return oidc.ErrServerError().WithParent(err)
+	}
+	if !checkSecret(secret, secrets, p.now()) {
+		return errors.New("invalid client credentials")
+	}
+	return nil
+}
