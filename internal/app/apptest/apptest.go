@@ -1,0 +1,145 @@
+// Package apptest starts a real Rampart server (TLS, SQLite, the whole
+// middleware chain) on a loopback port for tests in other packages, and
+// logs users in through the real API.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ml/rampart/internal/app"
+	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/identity/password"
+	"github.com/rampart-ml/rampart/internal/pki"
+)
+
+// Server is a running test server.
+type Server struct {
+	App           *app.App
+	URL           string
+	DataDir       string
+	Client        *http.Client // trusts the server's CA
+	AdminPassword string       // the generated initial admin password
+}
+
+// FastHashing makes password hashing cheap and drops the response-time
+// floor, for tests that log in many times. Brute-force counting stays on.
+func FastHashing(c *config.Config) {
+	c.Identity.Argon2 = password.Params{MemoryKiB: 1024, Time: 1, Threads: 1}
+	c.Identity.BruteForce.Timing.Min = 0
+}
+
+// Start starts a server with the default (secure) configuration changed
+// by each mutate; it is stopped when the test ends.
+func Start(t testing.TB, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTP.ShutdownTimeout = 5 * time.Second
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatalf("start server: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		_ = a.Close()
+	})
+	s := &Server{App: a, URL: a.URL(), DataDir: cfg.DataDir, Client: &http.Client{Timeout: 30 * time.Second}}
+	if ca := a.CAFile(); ca != "" {
+		pool, err := pki.CertPool(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	if f := a.AdminPasswordFile(); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.AdminPassword = strings.TrimSpace(string(b))
+	}
+	return s
+}
+
+// Tokens is an OAuth token response.
+type Tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	ExpiresIn    int    `json:"expires_in"`
+}
+
+// Login logs in through POST /api/v1/login and fails the test on error.
+func (s *Server) Login(t testing.TB, user, pw string) Tokens {
+	t.Helper()
+	res := s.Do(t, "POST", "/api/v1/login", "", map[string]string{"username": user, "password": pw})
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("login %s: %d %s", user, res.StatusCode, res.Body)
+	}
+	var tok Tokens
+	if err := json.Unmarshal(res.Body, &tok); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Response is a read response.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+// Do sends a JSON request (body nil for none) with an optional bearer
+// token and returns the whole response.
+func (s *Server) Do(t testing.TB, method, path, token string, body any) Response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Response{StatusCode: res.StatusCode, Header: res.Header, Body: b}
+}
