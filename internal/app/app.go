@@ -59,6 +59,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if cfg.TLS.InsecureHTTP {
 		log.Warn("INSECURE: --insecure-http is set; TLS is off and credentials, tokens and tensors cross the network in clear text")
 	}
+	if cfg.Identity.AllowWeakHashing {
+		log.Warn("INSECURE: --insecure-weak-password-hashing is set; stolen password hashes are cheap to crack")
+	}
 
 	// The embedded password blocklist is checked now so a damaged binary
 	// fails at start, not at the first password change.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -80,7 +81,9 @@ type Identity struct {
 	// accounts with TOTP may use 8.
 	PasswordMinLength int
 	Argon2            password.Params
-	BruteForce        bruteforce.Config
+	// AllowWeakHashing permits Argon2 below the OWASP minimum (tests only).
+	AllowWeakHashing bool
+	BruteForce       bruteforce.Config
 }
 
 // Default returns the secure defaults.
@@ -179,6 +182,8 @@ func (c Config) Validate() error {
 		add("read-header-timeout: %v must not exceed read-timeout %v", h.ReadHeaderTimeout, h.ReadTimeout)
 	}
 
+	errs = append(errs, c.Identity.validate()...)
+
 	if c.AdminPassword != "" {
 		if err := password.CheckPolicy(c.AdminPassword, "admin"); err != nil {
 			add("RAMPART_ADMIN_PASSWORD: %v; choose another passphrase, or unset it to get a random one", err)
@@ -206,4 +211,47 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+// validate checks the identity settings.
+func (id Identity) validate() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if id.Issuer != "" {
+		u, err := url.Parse(id.Issuer)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			add("issuer: %q is not an absolute http(s) URL such as https://rampart.example.com", id.Issuer)
+		case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/"):
+			add("issuer: %q must have no query, fragment or trailing slash", id.Issuer)
+		}
+	}
+	if id.AccessTokenLifetime < time.Minute || id.AccessTokenLifetime > time.Hour {
+		add("access-token-lifetime: %v must be between 1m and 1h", id.AccessTokenLifetime)
+	}
+	if id.SessionLifetime < id.AccessTokenLifetime || id.SessionLifetime > 90*24*time.Hour {
+		add("session-lifetime: %v must be at least access-token-lifetime and at most 2160h (90 days)", id.SessionLifetime)
+	}
+	if id.SigningKeyRotation < time.Hour || id.SigningKeyRotation > 90*24*time.Hour {
+		add("signing-key-rotation: %v must be between 1h and 2160h (90 days)", id.SigningKeyRotation)
+	}
+	if id.PasswordMinLength < password.MinLengthFloor || id.PasswordMinLength > password.MinLengthCeiling {
+		add("password-min-length: %d must be between %d and %d", id.PasswordMinLength, password.MinLengthFloor, password.MinLengthCeiling)
+	}
+	p := id.Argon2
+	switch {
+	case p.MemoryKiB == 0 || p.Time == 0 || p.Threads == 0:
+		add("argon2-memory and argon2-time must be positive")
+	case p.MemoryKiB > 1<<20:
+		add("argon2-memory: %s is more than 1GiB per login", formatBytes(int64(p.MemoryKiB)*1024))
+	case !id.AllowWeakHashing && (p.MemoryKiB < password.DefaultParams.MemoryKiB || p.Time < password.DefaultParams.Time):
+		add("argon2-memory/argon2-time: %s with t=%d is below the minimum 19MiB with t=2 (OWASP); raise them", formatBytes(int64(p.MemoryKiB)*1024), p.Time)
+	}
+	if err := id.BruteForce.Validate(); err != nil {
+		add("brute-force protection: %v", err)
+	}
+	if id.BruteForce.Account.MaxFailures < 1 {
+		add("lockout-failures: must be at least 1; brute-force protection cannot be turned off")
+	}
+	return errs
 }

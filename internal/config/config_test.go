@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -194,4 +195,42 @@ func FuzzParseYAML(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIdentityOptions(t *testing.T) {
+	t.Parallel()
+	env := func(string) (string, bool) { return "", false }
+	base := []string{"--data-dir", t.TempDir()}
+	c, err := Load(append(base, "--issuer", "https://rampart.example.com", "--access-token-lifetime", "10m",
+		"--password-min-length", "20", "--argon2-memory", "64MiB", "--argon2-time", "3", "--lockout-failures", "3",
+		"--login-burst", "5"), env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Identity
+	if id.Issuer != "https://rampart.example.com" || id.AccessTokenLifetime != 10*time.Minute || id.PasswordMinLength != 20 ||
+		id.Argon2.MemoryKiB != 64*1024 || id.Argon2.Time != 3 || id.BruteForce.Account.MaxFailures != 3 || id.BruteForce.Source.Burst != 5 {
+		t.Errorf("identity settings not applied: %+v", id)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--issuer", "ftp://x"}, "issuer:"},
+		{[]string{"--issuer", "https://x/"}, "trailing slash"},
+		{[]string{"--access-token-lifetime", "2h"}, "access-token-lifetime"},
+		{[]string{"--session-lifetime", "1m"}, "session-lifetime"},
+		{[]string{"--password-min-length", "7"}, "password-min-length"},
+		{[]string{"--argon2-memory", "1MiB"}, "below the minimum"},
+		{[]string{"--lockout-failures", "0"}, "cannot be turned off"},
+	} {
+		_, err := Load(append(base, tt.args...), env, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want it to mention %q", tt.args, err, tt.want)
+		}
+	}
+	// Weak hashing is possible only with the explicit insecure flag.
+	if _, err := Load(append(base, "--argon2-memory", "1MiB", "--argon2-time", "1", "--insecure-weak-password-hashing"), env, io.Discard); err != nil {
+		t.Errorf("weak hashing with the insecure flag: %v", err)
+	}
 }

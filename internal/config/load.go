@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -151,7 +152,67 @@ func options(c *Config) []option {
 		{name: "idle-timeout", usage: "how long an idle keep-alive connection stays open", value: &value{set: dur(&c.HTTP.IdleTimeout), show: func() string { return c.HTTP.IdleTimeout.String() }}},
 		{name: "shutdown-timeout", usage: "how long SIGTERM waits for in-flight requests", value: &value{set: dur(&c.HTTP.ShutdownTimeout), show: func() string { return c.HTTP.ShutdownTimeout.String() }}},
 	}
-	return o
+	return append(o, identityOptions(c, str, dur)...)
+}
+
+// identityOptions bind the Identity settings.
+func identityOptions(c *Config, str func(*string) func(string) error, dur func(*time.Duration) func(string) error) []option {
+	id := &c.Identity
+	bf := &id.BruteForce
+	showDur := func(d *time.Duration) func() string { return func() string { return d.String() } }
+	num := func(p *int) func(string) error {
+		return func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", s)
+			}
+			*p = n
+			return nil
+		}
+	}
+	showNum := func(p *int) func() string { return func() string { return strconv.Itoa(*p) } }
+	u32 := func(p *uint32) func(string) error {
+		return func(s string) error {
+			n, err := strconv.ParseUint(s, 10, 32)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", s)
+			}
+			*p = uint32(n)
+			return nil
+		}
+	}
+	return []option{
+		{name: "issuer", usage: "public base URL clients reach the server at, used as the token issuer (default: the listen URL)", value: &value{set: str(&id.Issuer)}},
+		{name: "access-token-lifetime", usage: "lifetime of access and ID tokens", value: &value{set: dur(&id.AccessTokenLifetime), show: showDur(&id.AccessTokenLifetime)}},
+		{name: "session-lifetime", usage: "how long a login stays alive through refresh tokens", value: &value{set: dur(&id.SessionLifetime), show: showDur(&id.SessionLifetime)}},
+		{name: "signing-key-rotation", usage: "how long a token-signing key signs before a new one replaces it", value: &value{set: dur(&id.SigningKeyRotation), show: showDur(&id.SigningKeyRotation)}},
+		{name: "password-min-length", usage: "minimum password length for accounts without a second factor (8..64)", value: &value{set: num(&id.PasswordMinLength), show: showNum(&id.PasswordMinLength)}},
+		{name: "argon2-memory", usage: "argon2id memory per password hash (e.g. 19MiB); existing hashes are upgraded at the next login", value: &value{set: func(s string) error {
+			n, err := parseBytes(s)
+			if err == nil && n/1024 > math.MaxUint32 {
+				err = fmt.Errorf("%q is too large", s)
+			}
+			id.Argon2.MemoryKiB = uint32(n / 1024)
+			return err
+		}, show: func() string { return formatBytes(int64(id.Argon2.MemoryKiB) * 1024) }}},
+		{name: "argon2-time", usage: "argon2id passes per password hash", value: &value{set: u32(&id.Argon2.Time), show: func() string { return strconv.FormatUint(uint64(id.Argon2.Time), 10) }}},
+		{name: "lockout-failures", usage: "consecutive failed logins that lock an account", value: &value{set: num(&bf.Account.MaxFailures), show: showNum(&bf.Account.MaxFailures)}},
+		{name: "lockout-duration", usage: "first temporary lockout; each further one doubles", value: &value{set: dur(&bf.Account.BaseLockout), show: showDur(&bf.Account.BaseLockout)}},
+		{name: "lockout-max-duration", usage: "longest temporary lockout", value: &value{set: dur(&bf.Account.MaxLockout), show: showDur(&bf.Account.MaxLockout)}},
+		{name: "lockout-reset-after", usage: "time without failures after which the failure counters reset", value: &value{set: dur(&bf.Account.ResetAfter), show: showDur(&bf.Account.ResetAfter)}},
+		{name: "lockout-permanent-after", usage: "temporary lockouts after which the next is permanent until an admin unlocks (0: never)", value: &value{set: num(&bf.Account.PermanentAfter), show: showNum(&bf.Account.PermanentAfter)}},
+		{name: "login-burst", usage: "login attempts one source address may make at once", value: &value{set: num(&bf.Source.Burst), show: showNum(&bf.Source.Burst)}},
+		{name: "login-refill", usage: "time in which a source address earns back one login attempt", value: &value{set: dur(&bf.Source.Refill), show: showDur(&bf.Source.Refill)}},
+		{name: "login-concurrency", usage: "password hashes computed at once (bounds CPU and memory under a login flood)", value: &value{set: num(&bf.Hash.Concurrency), show: showNum(&bf.Hash.Concurrency)}},
+		{name: "insecure-weak-password-hashing", usage: "allow argon2id settings below 19MiB/t=2 (INSECURE; for tests only)", value: &value{bool: true, set: func(s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", s)
+			}
+			id.AllowWeakHashing = b
+			return nil
+		}}},
+	}
 }
 
 // recorder is the flag.Value registered for an option: it records a bad
