@@ -19,7 +19,7 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION       := v2.30.0
 GOVULNCHECK_VERSION := v1.9.0
 
-.PHONY: all build run test lint vulncheck bench fuzz deps clean
+.PHONY: all build run test test-deps lint vulncheck bench fuzz deps clean
 
 all: build
 
@@ -33,9 +33,13 @@ build: deps
 run: build
 	bin/rampart serve --data-dir $(DATA_DIR)
 
-## test: every test, race detector on
-test: deps
+## test: every test, race detector on (installs the external OIDC test provider first)
+test: deps test-deps
 	go test -race -count=1 -timeout 15m ./...
+
+## test-deps: programs the tests start (cached under ~/.cache/rampart)
+test-deps:
+	scripts/install-oidc-example.sh
 
 ## lint: gofmt, go vet, staticcheck, gosec
 lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION) $(TOOLS)/gosec-$(GOSEC_VERSION)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/accounts"
 	"github.com/rampart-ml/rampart/internal/identity/authn"
+	"github.com/rampart-ml/rampart/internal/identity/federation"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
 	"github.com/rampart-ml/rampart/internal/secrets"
@@ -70,10 +72,22 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return identityParts{}, fmt.Errorf("identity: %w", err)
 	}
-	au := authn.New(authn.Options{
+	ao := authn.Options{
 		Issuer: issuer, Keys: ring, Revocations: rev, Directory: dir,
 		ClientCerts: cfg.TLS.ClientCAFile != "",
-	})
+	}
+	if len(ic.Federation) > 0 {
+		fed, err := federation.New(federation.Options{Issuers: ic.Federation, Logger: log})
+		if err != nil {
+			return identityParts{}, fmt.Errorf("federation: %w", err)
+		}
+		ao.Federated = fed
+		ao.Rejected = func(err error) bool {
+			var re *federation.RejectedError
+			return errors.As(err, &re)
+		}
+	}
+	au := authn.New(ao)
 	acc := accounts.New(accounts.Options{
 		Store: a.store, Login: login, Directory: dir, Revocations: rev, Sealer: sealer, Keys: ring,
 		Params: ic.Argon2, MinPasswordLength: ic.PasswordMinLength, Logger: log,

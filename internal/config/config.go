@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
+	"github.com/rampart-ml/rampart/internal/identity/federation"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 )
 
@@ -84,6 +85,10 @@ type Identity struct {
 	// AllowWeakHashing permits Argon2 below the OWASP minimum (tests only).
 	AllowWeakHashing bool
 	BruteForce       bruteforce.Config
+	// FederationFile is a YAML list of trusted external issuers, loaded
+	// into Federation.
+	FederationFile string
+	Federation     []federation.Issuer
 }
 
 // Default returns the secure defaults.
@@ -249,6 +254,16 @@ func (id Identity) validate() []error {
 	}
 	if err := id.BruteForce.Validate(); err != nil {
 		add("brute-force protection: %v", err)
+	}
+	names, urls := map[string]bool{}, map[string]bool{}
+	for i, is := range id.Federation {
+		if err := is.Validate(); err != nil {
+			add("federation-file: issuer %d (%q): %v", i+1, is.Name, err)
+		}
+		if names[is.Name] || urls[is.URL] {
+			add("federation-file: issuer %d (%q): name or issuer URL listed twice", i+1, is.Name)
+		}
+		names[is.Name], urls[is.URL] = true, true
 	}
 	if id.BruteForce.Account.MaxFailures < 1 {
 		add("lockout-failures: must be at least 1; brute-force protection cannot be turned off")

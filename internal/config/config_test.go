@@ -234,3 +234,36 @@ func TestIdentityOptions(t *testing.T) {
 		t.Errorf("weak hashing with the insecure flag: %v", err)
 	}
 }
+
+func TestFederationFile(t *testing.T) {
+	t.Parallel()
+	env := func(string) (string, bool) { return "", false }
+	write := func(body string) string {
+		p := filepath.Join(t.TempDir(), "fed.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("- name: corp\n  issuer: https://login.corp.example\n  audience: rampart\n  algorithms: [RS256]\n")
+	c, err := Load([]string{"--data-dir", t.TempDir(), "--federation-file", good}, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Identity.Federation) != 1 || c.Identity.Federation[0].URL != "https://login.corp.example" || c.Identity.Federation[0].Audience != "rampart" {
+		t.Errorf("federation = %+v", c.Identity.Federation)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{"- name: corp\n  issuer: https://x.example\n  audience: a\n  colour: red\n", "colour"},
+		{"- name: corp\n  issuer: https://x.example\n  audience: a\n  algorithms: [HS256]\n", "HS256"},
+		{"- name: corp\n  issuer: http://x.example\n  audience: a\n", "https"},
+		{"- name: corp\n  issuer: https://x.example\n", "audience"},
+		{"- name: a\n  issuer: https://x.example\n  audience: a\n- name: a\n  issuer: https://y.example\n  audience: a\n", "twice"},
+		{"name: corp\n", "list"},
+	} {
+		_, err := Load([]string{"--data-dir", t.TempDir(), "--federation-file", write(tt.body)}, env, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want it to mention %q", tt.body, err, tt.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rampart-ml/rampart/internal/identity/federation"
 )
 
 // EnvPrefix prefixes the environment variable of every flag:
@@ -204,6 +207,12 @@ func identityOptions(c *Config, str func(*string) func(string) error, dur func(*
 		{name: "login-burst", usage: "login attempts one source address may make at once", value: &value{set: num(&bf.Source.Burst), show: showNum(&bf.Source.Burst)}},
 		{name: "login-refill", usage: "time in which a source address earns back one login attempt", value: &value{set: dur(&bf.Source.Refill), show: showDur(&bf.Source.Refill)}},
 		{name: "login-concurrency", usage: "password hashes computed at once (bounds CPU and memory under a login flood)", value: &value{set: num(&bf.Hash.Concurrency), show: showNum(&bf.Hash.Concurrency)}},
+		{name: "federation-file", usage: "YAML list of trusted external OIDC issuers (see docs/IDENTITY.md)", value: &value{set: func(s string) error {
+			id.FederationFile = s
+			issuers, err := readFederationFile(s)
+			id.Federation = issuers
+			return err
+		}}},
 		{name: "insecure-weak-password-hashing", usage: "allow argon2id settings below 19MiB/t=2 (INSECURE; for tests only)", value: &value{bool: true, set: func(s string) error {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
@@ -396,4 +405,56 @@ Flags:
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "\nSIGTERM or SIGINT stops the server gracefully: in-flight requests finish first.")
+}
+
+// federatedIssuer is one entry of the federation file.
+type federatedIssuer struct {
+	Name              string   `yaml:"name"`
+	Issuer            string   `yaml:"issuer"`
+	Audience          string   `yaml:"audience"`
+	UsernameClaim     string   `yaml:"username_claim"`
+	GroupsClaim       string   `yaml:"groups_claim"`
+	Algorithms        []string `yaml:"algorithms"`
+	CAFile            string   `yaml:"ca_file"`
+	AllowInsecureHTTP bool     `yaml:"allow_insecure_http"`
+}
+
+// readFederationFile parses the federation file; unknown keys are errors,
+// so a misspelt setting is not silently ignored.
+func readFederationFile(path string) ([]federation.Issuer, error) {
+	f, err := os.Open(path) // #nosec G304 -- operator-configured path, never request input
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	return parseFederation(data)
+}
+
+func parseFederation(data []byte) ([]federation.Issuer, error) {
+	if len(data) > maxConfigFileBytes {
+		return nil, fmt.Errorf("larger than %s", formatBytes(maxConfigFileBytes))
+	}
+	var raw []federatedIssuer
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("not a YAML list of issuers: %w", err)
+	}
+	out := make([]federation.Issuer, len(raw))
+	for i, r := range raw {
+		out[i] = federation.Issuer{
+			Name: r.Name, URL: r.Issuer, Audience: r.Audience, UsernameClaim: r.UsernameClaim,
+			GroupsClaim: r.GroupsClaim, Algorithms: r.Algorithms, CAFile: r.CAFile, AllowInsecureHTTP: r.AllowInsecureHTTP,
+		}
+	}
+	return out, nil
+}
+
+// ParseFederationFile reads a federation file as --federation-file does.
+func ParseFederationFile(path string) ([]federation.Issuer, error) {
+	return readFederationFile(path)
 }
