@@ -40,6 +40,14 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		err = serve(ctx, rest, stdout, stderr, env)
 	case "version":
 		err = versionCmd(rest, stdout)
+	case "login":
+		err = loginCmd(ctx, rest, os.Stdin, stdout, stderr, env)
+	case "logout":
+		err = logoutCmd(ctx, rest, stdout, stderr, env)
+	case "whoami":
+		err = whoamiCmd(ctx, rest, stdout, stderr, env)
+	case "keys":
+		err = keysCmd(ctx, rest, stdout, stderr, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -64,6 +72,10 @@ func printUsage(w io.Writer) {
 
 Usage:
   rampart serve --data-dir DIR [flags]   start the server (see rampart serve --help)
+  rampart login --server URL [flags]     log in (browser, --device, or --username --password-stdin)
+  rampart logout                         revoke the stored login and delete it
+  rampart whoami                         show the logged-in account
+  rampart keys rotate                    rotate the token-signing key (admin)
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)

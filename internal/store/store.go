@@ -174,7 +174,7 @@ type ServiceAccounts interface {
 	DeleteClientKey(ctx context.Context, serviceAccountID, id string) error
 }
 
-// ServiceAccount is a machine identity. Its name is its OAuth client id.
+// ServiceAccount is a machine identity. Its ID (sa-…) is its OAuth client id.
 type ServiceAccount struct {
 	ID          string
 	Name        string

@@ -59,12 +59,15 @@ func Start(t testing.TB, mutate ...func(*config.Config)) *Server {
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(ctx) }()
+	s := &Server{App: a, URL: a.URL(), DataDir: cfg.DataDir, Client: &http.Client{Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
+		// Connections dialled but never used count as active, not idle,
+		// and would hold graceful shutdown for its whole timeout.
+		s.Client.CloseIdleConnections()
 		cancel()
 		<-served
 		_ = a.Close()
 	})
-	s := &Server{App: a, URL: a.URL(), DataDir: cfg.DataDir, Client: &http.Client{Timeout: 30 * time.Second}}
 	if ca := a.CAFile(); ca != "" {
 		pool, err := pki.CertPool(ca)
 		if err != nil {

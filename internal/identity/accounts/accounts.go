@@ -1,20 +1,30 @@
 // Package accounts is account management over the REST API: the signed-in
-// user's own account (/api/v1/me), user administration, service accounts
-// and their credentials, and signing-key rotation.
+// user's own account (/api/v1/me: password, second factor, deletion), user
+// administration, service accounts and their credentials, and signing-key
+// rotation.
 //
 // It never returns or logs a password hash, a TOTP secret or a stored
 // client secret; generated secrets are shown exactly once, in the response
-// that created them.
+// that created them. It never reveals another user's service account: to
+// anyone but its owner and admins, it does not exist (404).
 package accounts
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/identity/password"
+	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
 	"github.com/rampart-ml/rampart/internal/principal"
 	"github.com/rampart-ml/rampart/internal/secrets"
@@ -57,9 +67,49 @@ func New(o Options) *Service {
 	return &Service{opt: o, log: o.Logger, now: o.Now}
 }
 
+// maxBodyBytes bounds every request body of this API: the largest is a
+// public JWK (an 8192-bit RSA key is under 2 KiB).
+const maxBodyBytes = 64 << 10
+
 // Mount registers the routes.
 func (s *Service) Mount(api *httpapi.Server) {
-	api.Handle(httpapi.Route{Pattern: "GET /api/v1/me", Access: httpapi.Authenticated, Handler: s.me})
+	self := httpapi.Authenticated
+	admin := httpapi.AdminOnly
+	for _, rt := range []httpapi.Route{
+		// The signed-in user's own account.
+		{Pattern: "GET /api/v1/me", Access: self, Handler: s.me},
+		{Pattern: "POST /api/v1/me/password", Access: self, Handler: s.changePassword},
+		{Pattern: "DELETE /api/v1/me", Access: self, Handler: s.deleteSelf},
+		{Pattern: "POST /api/v1/me/totp", Access: self, Handler: s.beginTOTP},
+		{Pattern: "PUT /api/v1/me/totp", Access: self, Handler: s.confirmTOTP},
+		{Pattern: "DELETE /api/v1/me/totp", Access: self, Handler: s.removeTOTP},
+
+		// User administration.
+		{Pattern: "GET /api/v1/accounts", Access: admin, Handler: s.listAccounts},
+		{Pattern: "POST /api/v1/accounts", Access: admin, Handler: s.createAccount},
+		{Pattern: "GET /api/v1/accounts/{id}", Access: admin, Handler: s.getAccount},
+		{Pattern: "PATCH /api/v1/accounts/{id}", Access: admin, Handler: s.updateAccount},
+		{Pattern: "DELETE /api/v1/accounts/{id}", Access: admin, Handler: s.deleteAccount},
+		{Pattern: "POST /api/v1/accounts/{id}/password-reset", Access: admin, Handler: s.resetPassword},
+		{Pattern: "POST /api/v1/accounts/{id}/unlock", Access: admin, Handler: s.unlockAccount},
+		{Pattern: "POST /api/v1/signing-keys/rotate", Access: admin, Handler: s.rotateSigningKey},
+
+		// Service accounts: their owners and admins manage them.
+		{Pattern: "GET /api/v1/service-accounts", Access: self, Handler: s.listServiceAccounts},
+		{Pattern: "POST /api/v1/service-accounts", Access: self, Handler: s.createServiceAccount},
+		{Pattern: "GET /api/v1/service-accounts/{id}", Access: self, Handler: s.getServiceAccount},
+		{Pattern: "PATCH /api/v1/service-accounts/{id}", Access: self, Handler: s.updateServiceAccount},
+		{Pattern: "DELETE /api/v1/service-accounts/{id}", Access: self, Handler: s.deleteServiceAccount},
+		{Pattern: "GET /api/v1/service-accounts/{id}/secrets", Access: self, Handler: s.listSecrets},
+		{Pattern: "POST /api/v1/service-accounts/{id}/secrets", Access: self, Handler: s.rotateSecret},
+		{Pattern: "DELETE /api/v1/service-accounts/{id}/secrets/{secretID}", Access: self, Handler: s.deleteSecret},
+		{Pattern: "GET /api/v1/service-accounts/{id}/keys", Access: self, Handler: s.listKeys},
+		{Pattern: "POST /api/v1/service-accounts/{id}/keys", Access: self, Handler: s.addKey},
+		{Pattern: "DELETE /api/v1/service-accounts/{id}/keys/{kid}", Access: self, Handler: s.deleteKey},
+	} {
+		rt.MaxBodyBytes = maxBodyBytes
+		api.Handle(rt)
+	}
 }
 
 // Me is the caller's own account.
@@ -79,4 +129,158 @@ func (s *Service) me(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// ---- shared helpers ----
+
+// caller is the authenticated principal; the middleware guarantees one on
+// every non-public route.
+func caller(r *http.Request) principal.Principal {
+	p, _ := principal.FromContext(r.Context())
+	return p
+}
+
+// localUser returns the caller's own local account, refusing service
+// accounts and federated users, for whom self-service makes no sense here.
+func (s *Service) localUser(r *http.Request) (store.Account, error) {
+	p := caller(r)
+	if p.Kind != principal.User {
+		return store.Account{}, httpapi.Error(http.StatusForbidden, "not_a_user",
+			"this operation is for user accounts; service accounts cannot use it", nil)
+	}
+	ctx := r.Context()
+	var a store.Account
+	err := s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		a, err = tx.Accounts().AccountByID(ctx, p.ID)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Account{}, httpapi.Error(http.StatusForbidden, "not_a_local_account",
+			"this operation is for accounts managed by Rampart; change federated accounts at their identity provider", nil)
+	case err != nil:
+		return store.Account{}, fmt.Errorf("load account %s: %w", p.ID, err)
+	case a.Disabled || a.Anonymized:
+		// The middleware already refuses them; a race with a disable lands here.
+		return store.Account{}, httpapi.Error(http.StatusUnauthorized, "invalid_token", "the account is disabled", nil)
+	}
+	return a, nil
+}
+
+// verifyCredentials re-checks the password (and the one-time code, when
+// the account has a second factor) of a, through the same brute-force
+// protection as a login: failures count towards the account's lockout.
+func (s *Service) verifyCredentials(r *http.Request, w http.ResponseWriter, a store.Account, pw, otp string) error {
+	if pw == "" {
+		return invalid("password", "is required")
+	}
+	got, err := s.opt.Login.Login(r.Context(), identity.Credentials{Name: a.Name, Password: pw, OTP: otp}, sourceAddr(r))
+	var rl *identity.RateLimitedError
+	switch {
+	case err == nil && got.ID != a.ID:
+		return httpapi.Error(http.StatusUnauthorized, "invalid_credentials", "the password or one-time code is wrong", nil)
+	case err == nil:
+		return nil
+	case errors.Is(err, identity.ErrInvalidCredentials):
+		return httpapi.Error(http.StatusUnauthorized, "invalid_credentials", "the password or one-time code is wrong", nil)
+	case errors.Is(err, identity.ErrSecondFactorRequired):
+		return httpapi.Error(http.StatusUnauthorized, "otp_required", "the account has a second factor: send the current one-time code as \"otp\"", nil)
+	case errors.As(err, &rl):
+		w.Header().Set("Retry-After", fmt.Sprint(max(1, int((rl.RetryAfter+time.Second-1)/time.Second))))
+		return httpapi.Error(http.StatusTooManyRequests, "rate_limited", rl.Error(), nil)
+	case errors.Is(err, bruteforce.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		return httpapi.Error(http.StatusServiceUnavailable, "busy", "too many password checks in progress; retry shortly", err)
+	default:
+		return fmt.Errorf("verify credentials of %s: %w", a.ID, err)
+	}
+}
+
+// sourceAddr is the client address the brute-force source limit counts
+// against (the TCP peer; proxies are not trusted).
+func sourceAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// endSessions revokes every session (and so every refresh token and
+// session access token) of subject and drops it from the directory cache,
+// so a change to the subject applies to its existing tokens at once.
+func (s *Service) endSessions(ctx context.Context, subject string) error {
+	s.opt.Directory.Invalidate(subject)
+	if _, err := provider.RevokeAllSessions(ctx, s.opt.Store, s.opt.Revocations, subject, s.now()); err != nil {
+		return fmt.Errorf("revoke sessions of %s: %w", subject, err)
+	}
+	return nil
+}
+
+// randomHex returns n random bytes, hex-encoded.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+// newAccountID makes an id in the style of the bootstrap admin's.
+func newAccountID() string { return randomHex(16) }
+
+func invalid(field, msg string) *httpapi.HTTPError {
+	return httpapi.Error(http.StatusUnprocessableEntity, "invalid_field", field+" "+msg, nil)
+}
+
+func notFound(what string) *httpapi.HTTPError {
+	return httpapi.Error(http.StatusNotFound, "not_found", "no such "+what, nil)
+}
+
+var errLastAdmin = httpapi.Error(http.StatusConflict, "last_admin",
+	"this is the last enabled admin account: make another account an admin first", nil)
+
+// activeAdmin reports whether a counts as an admin who can still act.
+func activeAdmin(a store.Account) bool { return a.Admin && !a.Disabled && !a.Anonymized }
+
+// checkLastAdmin refuses to let before become after when before is the
+// only active admin. Run it in the transaction that writes after, so two
+// concurrent demotions cannot both pass.
+func checkLastAdmin(ctx context.Context, tx store.Tx, before store.Account, after *store.Account) error {
+	if !activeAdmin(before) || (after != nil && activeAdmin(*after)) {
+		return nil
+	}
+	all, err := tx.Accounts().ListAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range all {
+		if a.ID != before.ID && activeAdmin(a) {
+			return nil
+		}
+	}
+	return errLastAdmin
+}
+
+// ownsServiceAccounts returns how many service accounts accountID owns.
+func ownsServiceAccounts(ctx context.Context, tx store.Tx, accountID string) (int, error) {
+	all, err := tx.ServiceAccounts().ListServiceAccounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sa := range all {
+		if sa.OwnerID == accountID {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// optTime is a time in a response: omitted when zero.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

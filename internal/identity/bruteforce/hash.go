@@ -25,10 +25,11 @@ type HashPolicy struct {
 	Queue int
 }
 
-// DefaultHashPolicy returns the defaults: one hash per usable CPU
-// (runtime.GOMAXPROCS) and four times as many waiting.
+// DefaultHashPolicy returns the defaults: one hash per two usable CPUs
+// (runtime.GOMAXPROCS; at least one), so a login flood leaves at least
+// half the CPUs to everything else, and four times as many waiting.
 func DefaultHashPolicy() HashPolicy {
-	n := runtime.GOMAXPROCS(0)
+	n := max(1, runtime.GOMAXPROCS(0)/2)
 	return HashPolicy{Concurrency: n, Queue: 4 * n}
 }
 

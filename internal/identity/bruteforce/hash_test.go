@@ -51,8 +51,8 @@ func TestHashPolicyValidate(t *testing.T) {
 			}
 		})
 	}
-	if d := DefaultHashPolicy(); d.Concurrency != runtime.GOMAXPROCS(0) || d.Queue != 4*d.Concurrency {
-		t.Errorf("DefaultHashPolicy() = %+v, want GOMAXPROCS and 4× that", d)
+	if d := DefaultHashPolicy(); d.Concurrency != max(1, runtime.GOMAXPROCS(0)/2) || d.Queue != 4*d.Concurrency {
+		t.Errorf("DefaultHashPolicy() = %+v, want half of GOMAXPROCS (at least 1) and 4× that", d)
 	}
 	if _, err := NewHashLimiter(HashPolicy{}); err == nil {
 		t.Error("NewHashLimiter accepted an invalid policy")

@@ -146,14 +146,27 @@ func New(o Options) (*Provider, error) {
 func (p *Provider) Mount(api *httpapi.Server) {
 	opHandler := p.op
 	for _, path := range []string{discoveryPath, authorizePath, authCallbackPath, tokenPath, introspectPath,
-		userinfoPath, revokePath, endSessionPath, keysPath, deviceAuthPath} {
+		userinfoPath, revokePath, keysPath, deviceAuthPath} {
 		api.Handle(httpapi.Route{Pattern: path, Public: true, Handler: raw(opHandler)})
 	}
+	api.Handle(httpapi.Route{Pattern: endSessionPath, Public: true, Handler: raw(formParsed(opHandler))})
 	api.Handle(httpapi.Route{Pattern: "GET " + loginPath, Public: true, Handler: p.loginPage})
 	api.Handle(httpapi.Route{Pattern: "POST " + loginPath, Public: true, Handler: p.loginSubmit})
 	api.Handle(httpapi.Route{Pattern: "GET " + devicePath, Public: true, Handler: p.devicePage})
 	api.Handle(httpapi.Route{Pattern: "POST " + devicePath, Public: true, Handler: p.deviceSubmit})
 	api.Handle(httpapi.Route{Pattern: "POST /api/v1/login", Public: true, Handler: p.apiLogin})
+}
+
+// formParsed answers a query or form that does not parse with 400
+// invalid_request; op's end-session endpoint answers it with a 500.
+func formParsed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("malformed query or form"), nil)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // raw adapts a plain handler (op writes its own OAuth-format errors).
@@ -309,6 +322,13 @@ func RevokeAllSessions(ctx context.Context, st store.Store, rev *identity.Revoca
 // clientID. Unknown tokens succeed silently, as the RFC asks; a token that
 // belongs to another client is refused.
 func (p *Provider) revoke(ctx context.Context, tokenOrID, subject, clientID string) error {
+	if subject == "" {
+		// op found no refresh token and could not verify an access token:
+		// what was sent is not a token this provider issued (RFC 7009
+		// section 2.2: answer 200). Internal ids ("rt:<hash>", "<sid>.x")
+		// sent as the token must not revoke anything.
+		return nil
+	}
 	now := p.now()
 	if rest, ok := strings.CutPrefix(tokenOrID, refreshTokenIDPrefix); ok {
 		hash, err := hex.DecodeString(rest)

@@ -163,10 +163,16 @@ func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (st
 		}
 		return sid + "." + rand.Text(), exp, nil
 	}
-	switch req.(type) {
+	switch r := req.(type) {
 	case clientCredentialsRequest, *oidc.JWTTokenRequest:
 		if _, err := s.p.opt.Directory.Lookup(ctx, req.GetSubject()); err != nil {
 			return "", time.Time{}, oidc.ErrInvalidClient().WithDescription("service account is disabled or expired")
+		}
+		if jr, ok := r.(*oidc.JWTTokenRequest); ok {
+			// op signs the token for req.GetAudience(), which for the
+			// JWT bearer grant is the assertion's audience (the issuer,
+			// or whatever the client wrote): tokens are for the API.
+			jr.Audience = []string{APIAudience}
 		}
 		return standaloneTokenPrefix + rand.Text(), exp, nil
 	}
@@ -312,12 +318,14 @@ func (s storage) GetClientByClientID(ctx context.Context, id string) (op.Client,
 	if id == CLIClientID {
 		return s.p.cliClient(), nil
 	}
+	// An oidc.Error: op passes plain errors from here on as server_error
+	// (500) on some endpoints (device authorization, end session).
 	if !strings.HasPrefix(id, identity.ServiceAccountIDPrefix) {
-		return nil, errors.New("unknown client")
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	if _, err := s.p.opt.Directory.Lookup(ctx, id); err != nil {
 		if errors.Is(err, identity.ErrInactive) {
-			return nil, errors.New("unknown, disabled or expired client")
+			return nil, oidc.ErrInvalidClient().WithDescription("unknown, disabled or expired client")
 		}
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
