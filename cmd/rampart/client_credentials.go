@@ -82,7 +82,7 @@ func saveCredentials(path string, c credentials) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save credentials: %w", err)
 	}
-	data, err := json.MarshalIndent(c, "", "  ")
+	data, err := json.MarshalIndent(c, "", "  ") // #nosec G117 -- this 0600 file exists to hold the tokens
 	if err != nil {
 		return err
 	}

@@ -195,7 +195,7 @@ func identityOptions(c *Config, str func(*string) func(string) error, dur func(*
 			if err == nil && n/1024 > math.MaxUint32 {
 				err = fmt.Errorf("%q is too large", s)
 			}
-			id.Argon2.MemoryKiB = uint32(n / 1024)
+			id.Argon2.MemoryKiB = uint32(min(n/1024, math.MaxUint32)) // #nosec G115 -- bounded just above
 			return err
 		}, show: func() string { return formatBytes(int64(id.Argon2.MemoryKiB) * 1024) }}},
 		{name: "argon2-time", usage: "argon2id passes per password hash", value: &value{set: u32(&id.Argon2.Time), show: func() string { return strconv.FormatUint(uint64(id.Argon2.Time), 10) }}},

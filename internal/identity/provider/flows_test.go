@@ -768,9 +768,10 @@ func TestJWTBearerGrant(t *testing.T) {
 	saID, _ := e.createServiceAccount(t, "robot")
 	key := e.addClientKey(t, saID, "k1")
 	now := time.Now()
-	assertion := map[string]any{"iss": saID, "sub": saID, "aud": []string{e.URL}, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	assertion := map[string]any{"iss": saID, "sub": saID, "aud": []string{e.URL}, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": "a1"}
 
-	tok := mustTokens(t, e.jwtBearer(t, signWith(t, jose.ES256, key, "k1", assertion)))
+	first := signWith(t, jose.ES256, key, "k1", assertion)
+	tok := mustTokens(t, e.jwtBearer(t, first))
 	c := claimsOf(t, tok.AccessToken)
 	if c["sub"] != saID || !audienceHas(c["aud"], provider.APIAudience) {
 		t.Errorf("claims: %v", c)
@@ -778,8 +779,12 @@ func TestJWTBearerGrant(t *testing.T) {
 	if st := e.meStatus(t, tok.AccessToken); st != http.StatusOK {
 		t.Errorf("JWT bearer token at /api/v1/me: %d", st)
 	}
+	// An assertion works once (RFC 7523 section 3: jti replay).
+	if r := e.jwtBearer(t, first); r.Status != http.StatusBadRequest {
+		t.Errorf("replayed assertion: %d %s, want 400", r.Status, r.Body)
+	}
 	// The assertion does not choose the token's audience.
-	tok = mustTokens(t, e.jwtBearer(t, signWith(t, jose.ES256, key, "k1", with(assertion, "aud", []string{e.URL, "kubeflow"}))))
+	tok = mustTokens(t, e.jwtBearer(t, signWith(t, jose.ES256, key, "k1", with(assertion, "aud", []string{e.URL, "kubeflow"}, "jti", "a2"))))
 	if c := claimsOf(t, tok.AccessToken); audienceHas(c["aud"], "kubeflow") || audienceHas(c["aud"], e.URL) {
 		t.Errorf("token audience %v taken from the assertion", c["aud"])
 	}
@@ -795,6 +800,8 @@ func TestJWTBearerGrant(t *testing.T) {
 		"unknown issuer":  signWith(t, jose.ES256, key, "k1", with(assertion, "iss", "sa-nobody", "sub", "sa-nobody")),
 		"user as issuer":  signWith(t, jose.ES256, key, "k1", with(assertion, "iss", alice.ID, "sub", alice.ID)),
 		"alg none":        b64(map[string]string{"alg": "none", "kid": "k1"}) + "." + b64(assertion) + ".",
+		"no jti":          signWith(t, jose.ES256, key, "k1", with(assertion, "jti", "")),
+		"lives too long":  signWith(t, jose.ES256, key, "k1", with(assertion, "exp", now.Add(time.Hour).Unix(), "jti", "a3")),
 		"garbage":         "x.y.z",
 		"empty assertion": "",
 	} {
@@ -803,7 +810,7 @@ func TestJWTBearerGrant(t *testing.T) {
 		}
 	}
 	e.updateServiceAccount(t, saID, func(sa *store.ServiceAccount) { sa.Disabled = true })
-	if r := e.jwtBearer(t, signWith(t, jose.ES256, key, "k1", assertion)); r.Status == http.StatusOK || r.Status >= 500 {
+	if r := e.jwtBearer(t, signWith(t, jose.ES256, key, "k1", with(assertion, "jti", "a4"))); r.Status == http.StatusOK || r.Status >= 500 {
 		t.Errorf("disabled service account: %d %s", r.Status, r.Body)
 	}
 }

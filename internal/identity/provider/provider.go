@@ -24,11 +24,12 @@ import (
 	"github.com/rampart-ml/rampart/internal/store"
 )
 
-// Endpoint paths. Discovery is at /.well-known/openid-configuration, as
+// Endpoint paths (not credentials, whatever their names suggest to gosec
+// G101). Discovery is at /.well-known/openid-configuration, as
 // the issuer is the server's base URL.
 const (
 	authorizePath     = "/oauth/authorize"
-	tokenPath         = "/oauth/token"
+	tokenPath         = "/oauth/token" // #nosec G101 -- a URL path
 	introspectPath    = "/oauth/introspect"
 	userinfoPath      = "/oauth/userinfo"
 	revokePath        = "/oauth/revoke"
@@ -65,12 +66,13 @@ type Options struct {
 
 // Provider is the OpenID provider.
 type Provider struct {
-	opt      Options
-	op       *op.Provider
-	requests *pendingRequests
-	devices  *pendingDevices
-	log      *slog.Logger
-	now      func() time.Time
+	opt        Options
+	op         *op.Provider
+	requests   *pendingRequests
+	devices    *pendingDevices
+	assertions usedAssertions
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // New builds the provider; it does not touch the network.

@@ -244,3 +244,45 @@ func (s *pendingDevices) decide(userCode, subject string, at time.Time, amr []st
 	}
 	return true
 }
+
+// maxAssertionLifetime bounds exp - iat of a JWT bearer grant assertion
+// (RFC 7523 section 3 lets the server limit it); op alone accepts up to an
+// hour.
+const maxAssertionLifetime = 5 * time.Minute
+
+// usedAssertions remembers the jti of every accepted JWT bearer assertion
+// until it expires, so a captured assertion cannot be replayed (RFC 7523
+// section 3, item 7).
+type usedAssertions struct {
+	mu   sync.Mutex
+	seen map[string]time.Time // issuer + " " + jti → expiry
+}
+
+func (u *usedAssertions) use(a *oidc.JWTTokenRequest, now time.Time) error {
+	iat, exp := a.IssuedAt.AsTime(), a.ExpiresAt.AsTime()
+	switch {
+	case a.JWTID == "" || len(a.JWTID) > 256:
+		return oidc.ErrInvalidGrant().WithDescription("the assertion must carry a jti (at most 256 characters)")
+	case iat.IsZero() || exp.Sub(iat) > maxAssertionLifetime:
+		return oidc.ErrInvalidGrant().WithDescription("the assertion must carry iat and live at most %v", maxAssertionLifetime)
+	}
+	key := a.Issuer + " " + a.JWTID
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.seen == nil {
+		u.seen = make(map[string]time.Time)
+	}
+	for k, e := range u.seen {
+		if now.After(e) {
+			delete(u.seen, k)
+		}
+	}
+	if _, dup := u.seen[key]; dup {
+		return oidc.ErrInvalidGrant().WithDescription("the assertion was already used")
+	}
+	if len(u.seen) >= maxPending {
+		return oidc.ErrServerError().WithDescription("%s", errTooManyPending.Error())
+	}
+	u.seen[key] = exp
+	return nil
+}

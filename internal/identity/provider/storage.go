@@ -169,6 +169,9 @@ func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (st
 			return "", time.Time{}, oidc.ErrInvalidClient().WithDescription("service account is disabled or expired")
 		}
 		if jr, ok := r.(*oidc.JWTTokenRequest); ok {
+			if err := s.p.assertions.use(jr, s.p.now()); err != nil {
+				return "", time.Time{}, err
+			}
 			// op signs the token for req.GetAudience(), which for the
 			// JWT bearer grant is the assertion's audience (the issuer,
 			// or whatever the client wrote): tokens are for the API.
