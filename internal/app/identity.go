@@ -54,6 +54,7 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 	}
 	login, err := identity.NewPasswordLogin(a.store, identity.LoginOptions{
 		Params: ic.Argon2, BruteForce: ic.BruteForce, Sealer: sealer,
+		Events: identity.LogEvents{Logger: log},
 	})
 	if err != nil {
 		return identityParts{}, err
@@ -91,6 +92,7 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 	acc := accounts.New(accounts.Options{
 		Store: a.store, Login: login, Directory: dir, Revocations: rev, Sealer: sealer, Keys: ring,
 		Params: ic.Argon2, MinPasswordLength: ic.PasswordMinLength, Logger: log,
+		Events: identity.LogEvents{Logger: log},
 	})
 	return identityParts{provider: p, authn: au, accounts: acc}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -245,4 +246,20 @@ func toBF(s store.LoginState) bruteforce.State {
 
 func fromBF(s bruteforce.State) store.LoginState {
 	return store.LoginState{Failures: s.Failures, Lockouts: s.Lockouts, LockedUntil: s.LockedUntil, Permanent: s.Permanent, LastFailure: s.LastFailure}
+}
+
+// LogEvents is the EventSink used until the tamper-evident audit log
+// exists: one structured log line per event, naming the account by id
+// only (never by name, nor the client address).
+type LogEvents struct{ Logger *slog.Logger }
+
+// RecordLogin implements EventSink.
+func (l LogEvents) RecordLogin(ctx context.Context, e LoginEvent) error {
+	level := slog.LevelInfo
+	if e.Kind != bruteforce.EventLoginFailed {
+		level = slog.LevelWarn
+	}
+	l.Logger.LogAttrs(ctx, level, "identity event", slog.String("event", string(e.Kind)),
+		slog.String("account", e.AccountID), slog.Int("failures", e.Failures), slog.Int("lockouts", e.Lockouts))
+	return nil
 }

@@ -1,8 +1,11 @@
 package identity
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -189,5 +192,24 @@ func TestTimingFloor(t *testing.T) {
 	_, err = l.Verify(context.Background(), "nobody", "whatever passphrase", netip.MustParseAddr("192.0.2.1"))
 	if !errors.Is(err, ErrInvalidCredentials) || time.Since(start) < 30*time.Millisecond {
 		t.Errorf("unknown user answered in %v with %v", time.Since(start), err)
+	}
+}
+
+func TestLogEvents(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	sink := LogEvents{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+	err := sink.RecordLogin(context.Background(), LoginEvent{
+		Event: bruteforce.Event{Kind: bruteforce.EventAccountLocked, Failures: 5, Lockouts: 1}, AccountID: "acct-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["level"] != "WARN" || line["event"] != "account_locked" || line["account"] != "acct-1" || line["failures"] != 5.0 {
+		t.Errorf("log line = %v", line)
 	}
 }

@@ -39,7 +39,9 @@ type Options struct {
 	Revocations *identity.Revocations
 	Sealer      *secrets.Sealer
 	Keys        *signingkeys.Ring
-	Params      password.Params
+	// Events receives unlocks (lockouts come from Login).
+	Events identity.EventSink
+	Params password.Params
 	// MinPasswordLength applies to password-only accounts (default 15).
 	MinPasswordLength int
 	Logger            *slog.Logger

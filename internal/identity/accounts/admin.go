@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/httpapi"
+	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/store"
 )
@@ -352,6 +354,11 @@ func (s *Service) unlockAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return fmt.Errorf("unlock account %s: %w", id, err)
+	}
+	if s.opt.Events != nil {
+		_ = s.opt.Events.RecordLogin(ctx, identity.LoginEvent{
+			Event: bruteforce.Event{Kind: bruteforce.EventAccountUnlocked}, AccountID: id, Time: s.now(),
+		})
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
