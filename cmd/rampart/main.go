@@ -48,6 +48,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		err = whoamiCmd(ctx, rest, stdout, stderr, env)
 	case "keys":
 		err = keysCmd(ctx, rest, stdout, stderr, env)
+	case "passwd":
+		err = passwdCmd(ctx, rest, os.Stdin, stdout, stderr, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -75,6 +77,7 @@ Usage:
   rampart login --server URL [flags]     log in (browser, --device, or --username --password-stdin)
   rampart logout                         revoke the stored login and delete it
   rampart whoami                         show the logged-in account
+  rampart passwd --stdin                 change your password (current and new on two lines of stdin)
   rampart keys rotate                    rotate the token-signing key (admin)
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
