@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-const passwdSynopsis = "rampart passwd --stdin [--otp CODE] [--credentials FILE]"
+const passwdSynopsis = "rampart passwd --stdin [--otp CODE] [--credentials FILE]" // #nosec G101 -- usage text
 
 // passwdCmd changes the password of the logged-in user. The server revokes
 // every session of the account on a change, so passwd logs in again with
