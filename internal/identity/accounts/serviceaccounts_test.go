@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/rampart-ml/rampart/internal/identity/accounts"
+	"github.com/rampart-ml/rampart/internal/identity/jwttest"
 )
 
 // createServiceAccount creates a service account owned by u.
@@ -249,25 +250,11 @@ func publicJWK(t *testing.T, key crypto.PublicKey, kid, alg string) json.RawMess
 // assertion is an RFC 7523 JWT bearer grant assertion by client id.
 func assertion(t *testing.T, e *env, alg jose.SignatureAlgorithm, key crypto.Signer, kid, id string) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{
+	return jwttest.Sign(t, alg, key, kid, map[string]any{
 		"iss": id, "sub": id, "aud": e.URL, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
 		"jti": randomHex(8),
 	})
-	jws, err := signer.Sign(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // jwtBearer runs the JWT bearer grant and returns the status and token.

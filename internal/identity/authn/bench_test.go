@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/jwttest"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
 	"github.com/rampart-ml/rampart/internal/secrets"
@@ -48,20 +48,11 @@ func BenchmarkTokenVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key.Private, KeyID: key.ID}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	now := time.Now()
-	payload, _ := json.Marshal(map[string]any{
+	raw := jwttest.Sign(b, jose.ES256, key.Private, key.ID, map[string]any{
 		"iss": issuer, "sub": subject, "aud": []string{provider.APIAudience}, "client_id": provider.CLIClientID,
 		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "nbf": now.Unix(), "jti": "SESSIONID.RANDOMPART",
 	})
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		b.Fatal(err)
-	}
-	raw, _ := jws.CompactSerialize()
 
 	b.Run("bare", func(b *testing.B) {
 		pub := &key.Private.PublicKey

@@ -25,6 +25,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/authn"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
+	"github.com/rampart-ml/rampart/internal/identity/jwttest"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
@@ -509,31 +510,14 @@ func (e *env) codeFlow(t *testing.T, name, pw string) tokens {
 // ---- tokens made by hand ----
 
 // sign signs claims with the server's current signing key (ES256), as the
-// provider does; header fields in extra (e.g. a different kid) are added.
+// provider does.
 func (e *env) sign(t *testing.T, claims map[string]any) string {
 	t.Helper()
 	k, err := e.Keys.Signing(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.ID}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return jwttest.Sign(t, jose.ES256, k.Private, k.ID, claims)
 }
 
 // claimsOf decodes a JWT's payload without verifying it.

@@ -211,18 +211,7 @@ func (p *Provider) lookupRefreshToken(ctx context.Context, token string) (*refre
 		return nil, errRefreshInvalid
 	}
 	hash := hashToken(token)
-	var (
-		rt   store.RefreshToken
-		sess store.Session
-	)
-	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		var err error
-		if rt, err = tx.Sessions().RefreshTokenByHash(ctx, hash); err != nil {
-			return err
-		}
-		sess, err = tx.Sessions().SessionByID(ctx, rt.SessionID)
-		return err
-	})
+	rt, sess, err := p.refreshTokenSession(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errRefreshInvalid
 	}
@@ -337,15 +326,7 @@ func (p *Provider) revoke(ctx context.Context, tokenOrID, subject, clientID stri
 		if err != nil || len(hash) != sha256.Size {
 			return nil
 		}
-		var sess store.Session
-		err = p.opt.Store.InTx(ctx, func(tx store.Tx) error {
-			rt, err := tx.Sessions().RefreshTokenByHash(ctx, hash)
-			if err != nil {
-				return err
-			}
-			sess, err = tx.Sessions().SessionByID(ctx, rt.SessionID)
-			return err
-		})
+		_, sess, err := p.refreshTokenSession(ctx, hash)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -361,12 +342,7 @@ func (p *Provider) revoke(ctx context.Context, tokenOrID, subject, clientID stri
 		return nil
 	}
 	if sid := SessionOf(tokenOrID); sid != "" {
-		var sess store.Session
-		err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
-			var err error
-			sess, err = tx.Sessions().SessionByID(ctx, sid)
-			return err
-		})
+		sess, err := p.session(ctx, sid)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -459,4 +435,26 @@ func (p *Provider) checkClientSecret(ctx context.Context, id, secret string) err
 		return errors.New("invalid client credentials")
 	}
 	return nil
+}
+
+// refreshTokenSession loads the refresh token with this hash and its
+// session; store.ErrNotFound if either is missing.
+func (p *Provider) refreshTokenSession(ctx context.Context, hash []byte) (rt store.RefreshToken, sess store.Session, err error) {
+	err = p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if rt, err = tx.Sessions().RefreshTokenByHash(ctx, hash); err != nil {
+			return err
+		}
+		sess, err = tx.Sessions().SessionByID(ctx, rt.SessionID)
+		return err
+	})
+	return rt, sess, err
+}
+
+// session loads session id; store.ErrNotFound if it is missing.
+func (p *Provider) session(ctx context.Context, id string) (sess store.Session, err error) {
+	err = p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		sess, err = tx.Sessions().SessionByID(ctx, id)
+		return err
+	})
+	return sess, err
 }

@@ -237,15 +237,7 @@ func (s storage) GetRefreshTokenInfo(ctx context.Context, _ string, token string
 		return "", "", op.ErrInvalidRefreshToken
 	}
 	hash := hashToken(token)
-	var sess store.Session
-	err := s.p.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		t, err := tx.Sessions().RefreshTokenByHash(ctx, hash)
-		if err != nil {
-			return err
-		}
-		sess, err = tx.Sessions().SessionByID(ctx, t.SessionID)
-		return err
-	})
+	_, sess, err := s.p.refreshTokenSession(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", "", op.ErrInvalidRefreshToken
 	}
