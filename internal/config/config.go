@@ -265,6 +265,9 @@ func (id Identity) validate() []error {
 		}
 		names[is.Name], urls[is.URL] = true, true
 	}
+	if d := id.BruteForce.Hash.Duty; d < 0.05 || d > 1 {
+		add("login-hash-duty: %v must be between 0.05 and 1", d)
+	}
 	if id.BruteForce.Account.MaxFailures < 1 {
 		add("lockout-failures: must be at least 1; brute-force protection cannot be turned off")
 	}

@@ -207,6 +207,14 @@ func identityOptions(c *Config, str func(*string) func(string) error, dur func(*
 		{name: "login-burst", usage: "login attempts one source address may make at once", value: &value{set: num(&bf.Source.Burst), show: showNum(&bf.Source.Burst)}},
 		{name: "login-refill", usage: "time in which a source address earns back one login attempt", value: &value{set: dur(&bf.Source.Refill), show: showDur(&bf.Source.Refill)}},
 		{name: "login-concurrency", usage: "password hashes computed at once (bounds CPU and memory under a login flood)", value: &value{set: num(&bf.Hash.Concurrency), show: showNum(&bf.Hash.Concurrency)}},
+		{name: "login-hash-duty", usage: "largest share of time a hashing slot may spend hashing (0.05..1); caps login-flood CPU at login-concurrency × this", value: &value{set: func(s string) error {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a number such as 0.25", s)
+			}
+			bf.Hash.Duty = f
+			return nil
+		}, show: func() string { return strconv.FormatFloat(bf.Hash.Duty, 'g', -1, 64) }}},
 		{name: "federation-file", usage: "YAML list of trusted external OIDC issuers (see docs/IDENTITY.md)", value: &value{set: func(s string) error {
 			id.FederationFile = s
 			issuers, err := readFederationFile(s)

@@ -133,13 +133,15 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 	if err != nil {
 		return store.Account{}, err
 	}
-	defer release()
-	// Every credential answer, good or bad, takes at least the floor.
+	// Every credential answer, good or bad, takes at least the floor. The
+	// hashing slot is released before the wait (deferred calls run last
+	// first), so sleeping answers do not hold back other logins.
 	defer func() {
 		if perr := l.timing.Pad(ctx, l.now().Sub(start)); perr != nil && err == nil {
 			acct, err = store.Account{}, perr
 		}
 	}()
+	defer release()
 
 	var state store.LoginState
 	err = l.store.InTx(ctx, func(tx store.Tx) error {

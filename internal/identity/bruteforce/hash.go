@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrBusy means every password-hashing slot is taken and the wait queue is
@@ -23,14 +24,22 @@ type HashPolicy struct {
 	// Queue is how many callers may wait for a slot; beyond that Acquire
 	// fails with ErrBusy. 0 means never wait.
 	Queue int
+	// Duty is the largest share of time a slot may spend hashing: after a
+	// hash that took d, the slot stays closed for d*(1-Duty)/Duty. Under a
+	// flood this caps hashing at Concurrency*Duty CPUs, leaving the rest to
+	// other requests. 0 means 1 (no pause).
+	Duty float64
 }
 
 // DefaultHashPolicy returns the defaults: one hash per two usable CPUs
-// (runtime.GOMAXPROCS; at least one), so a login flood leaves at least
-// half the CPUs to everything else, and four times as many waiting.
+// (runtime.GOMAXPROCS; at least one), four times as many waiting, and a
+// duty of one quarter, so a login flood can take at most an eighth of the
+// CPUs (measured in bench/README.md: API p99 stays within about 2× under
+// 1000 wrong passwords per second on 2 vCPUs). A slot still completes
+// several logins per second.
 func DefaultHashPolicy() HashPolicy {
 	n := max(1, runtime.GOMAXPROCS(0)/2)
-	return HashPolicy{Concurrency: n, Queue: 4 * n}
+	return HashPolicy{Concurrency: n, Queue: 4 * n, Duty: 0.25}
 }
 
 // Validate reports every problem with p at once.
@@ -38,6 +47,9 @@ func (p HashPolicy) Validate() error {
 	var errs []error
 	if p.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("concurrency is %d, must be at least 1", p.Concurrency))
+	}
+	if p.Duty < 0 || p.Duty > 1 {
+		errs = append(errs, fmt.Errorf("duty is %v, must be between 0 and 1", p.Duty))
 	}
 	if p.Queue < 0 {
 		errs = append(errs, fmt.Errorf("queue is %d, must not be negative", p.Queue))
@@ -51,6 +63,7 @@ func (p HashPolicy) Validate() error {
 type HashLimiter struct {
 	slots   chan struct{} // a token in the channel is a slot in use
 	queue   int64
+	pause   float64 // extra closed time per unit of hashing time
 	waiting atomic.Int64
 }
 
@@ -59,7 +72,11 @@ func NewHashLimiter(p HashPolicy) (*HashLimiter, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("hash limiter policy: %w", err)
 	}
-	return &HashLimiter{slots: make(chan struct{}, p.Concurrency), queue: int64(p.Queue)}, nil
+	h := &HashLimiter{slots: make(chan struct{}, p.Concurrency), queue: int64(p.Queue)}
+	if p.Duty > 0 && p.Duty < 1 {
+		h.pause = (1 - p.Duty) / p.Duty
+	}
+	return h, nil
 }
 
 // Acquire takes a hashing slot, waiting if need be. It returns ErrBusy at
@@ -90,5 +107,15 @@ func (h *HashLimiter) Acquire(ctx context.Context) (release func(), err error) {
 
 func (h *HashLimiter) release() func() {
 	var once sync.Once
-	return func() { once.Do(func() { <-h.slots }) }
+	start := time.Now()
+	return func() {
+		once.Do(func() {
+			if h.pause == 0 {
+				<-h.slots
+				return
+			}
+			closed := time.Duration(float64(time.Since(start)) * h.pause)
+			time.AfterFunc(closed, func() { <-h.slots })
+		})
+	}
 }

@@ -232,3 +232,34 @@ func BenchmarkHashLimiterAcquire(b *testing.B) {
 		release()
 	}
 }
+
+// With a duty below 1 a slot stays closed after a hash for a time
+// proportional to the hash, then opens again.
+func TestHashLimiterDuty(t *testing.T) {
+	t.Parallel()
+	h, err := NewHashLimiter(HashPolicy{Concurrency: 1, Queue: 1, Duty: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := h.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // "hashing"
+	start := time.Now()
+	release()
+	// Queue 1: a caller may wait, but not a second one.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	release, err = h.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if waited := time.Since(start); waited < 20*time.Millisecond {
+		t.Errorf("slot reopened after %v, want at least the 20ms the hash took (duty 0.5)", waited)
+	}
+	if err := (HashPolicy{Concurrency: 1, Duty: 1.5}).Validate(); err == nil {
+		t.Error("duty 1.5 accepted")
+	}
+}
