@@ -21,8 +21,16 @@ import (
 
 	"github.com/rampart-ml/rampart/internal/app/apptest"
 	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 	"github.com/rampart-ml/rampart/internal/pki"
 )
+
+// TestMain lets this test binary serve as a password hash worker, as the
+// rampart binary does.
+func TestMain(m *testing.M) {
+	hashworker.Main()
+	os.Exit(m.Run())
+}
 
 const newAdminPassword = "bench-operator-passphrase-violet-orbit-42"
 
@@ -106,7 +114,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 // concurrency limit — the defence under test. Reports p50/p99 in µs.
 // Goal (identity issue): flood p99 within 2× the idle p99.
 func BenchmarkAPIUnderLoginFlood(b *testing.B) {
-	s := apptest.Start(b, func(c *config.Config) {
+	s := apptest.Start(b, apptest.HashWorkers, func(c *config.Config) {
 		c.Identity.BruteForce.Source.Burst = 1 << 20
 		c.Identity.BruteForce.Source.Refill = time.Microsecond
 	})

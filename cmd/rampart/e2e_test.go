@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -1226,4 +1227,87 @@ func TestOperatorCertificate(t *testing.T) {
 		t.Errorf("banner tells clients to trust a CA file that does not exist:\n%s", s.stdout)
 	}
 	s.stopOK()
+}
+
+// The server computes login password hashes in a child process of its own
+// binary, at a lower scheduling priority, that dies with it; logins work
+// through it, right and wrong.
+func TestLoginHashWorkerProcess(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, dir, "--login-concurrency", "1")
+	pw, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.client()
+	login := func(password string) int {
+		body := fmt.Sprintf(`{"username":"admin","password":%q}`, strings.TrimSpace(password))
+		res, err := c.Post(s.url+"/api/v1/login", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := login(string(pw)); got != http.StatusOK {
+		t.Errorf("login with the right password: %d", got)
+	}
+	if got := login("a wrong password entirely"); got != http.StatusUnauthorized {
+		t.Errorf("login with a wrong password: %d", got)
+	}
+
+	workers := childrenOf(t, s.cmd.Process.Pid)
+	if len(workers) != 1 {
+		t.Fatalf("server has %d child processes, want 1 hash worker", len(workers))
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", workers[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 19 of /proc/PID/stat (after the parenthesised command) is nice.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	if nice := fields[16]; nice != "10" {
+		t.Errorf("hash worker nice = %s, want 10", nice)
+	}
+	s.stopOK()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", workers[0])); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hash worker outlived the server")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// childrenOf lists the pids whose parent is pid (Linux /proc).
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc")
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }

@@ -1,5 +1,5 @@
-// Command rampart is the single Rampart binary: the server (`rampart serve`)
-// and, as later subsystems arrive, the CLI client.
+// Command rampart is the single Rampart binary: the server (`rampart serve`),
+// its password-hash worker processes, and the CLI client.
 package main
 
 import (
@@ -10,9 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 )
 
 func main() {
+	// A re-executed copy of this binary computing password hashes for the
+	// server never gets past this line.
+	hashworker.Main()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	// After the first signal starts a graceful shutdown, restore the default
 	// handling so a second Ctrl-C stops the process at once.

@@ -21,6 +21,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/pki"
 	"github.com/rampart-ml/rampart/internal/store"
@@ -41,6 +42,7 @@ type App struct {
 	tls      *pki.Manager
 	listener net.Listener
 	server   *http.Server
+	hashers  *hashworker.Pool // nil when hashing in process
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
@@ -220,6 +222,9 @@ func (a *App) Close() error {
 		if err := a.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.hashers != nil {
+		a.hashers.Close()
 	}
 	if a.store != nil {
 		if err := a.store.Close(); err != nil && !errors.Is(err, store.ErrClosed) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/rampart-ml/rampart/internal/config"
@@ -13,6 +14,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/identity/accounts"
 	"github.com/rampart-ml/rampart/internal/identity/authn"
 	"github.com/rampart-ml/rampart/internal/identity/federation"
+	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
 	"github.com/rampart-ml/rampart/internal/secrets"
@@ -52,8 +54,24 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 	if _, err := ring.Signing(ctx); err != nil {
 		return identityParts{}, fmt.Errorf("signing keys: %w", err)
 	}
+	var hasher identity.Hasher = identity.InProcess{}
+	switch {
+	case ic.HashProcesses && !hashworker.Supported():
+		// Only a binary that calls hashworker.Main can be re-executed as
+		// a worker (rampart does; most test binaries do not).
+		log.Debug("password hash workers unavailable in this binary; hashing in process")
+	case ic.HashProcesses:
+		exe, err := os.Executable()
+		if err != nil {
+			return identityParts{}, fmt.Errorf("password hash workers: %w", err)
+		}
+		if a.hashers, err = hashworker.NewPool(exe, ic.BruteForce.Hash.Concurrency); err != nil {
+			return identityParts{}, err
+		}
+		hasher = a.hashers
+	}
 	login, err := identity.NewPasswordLogin(a.store, identity.LoginOptions{
-		Params: ic.Argon2, BruteForce: ic.BruteForce, Sealer: sealer,
+		Hasher: hasher, Params: ic.Argon2, BruteForce: ic.BruteForce, Sealer: sealer,
 		Events: identity.LogEvents{Logger: log},
 	})
 	if err != nil {

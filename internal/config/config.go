@@ -85,6 +85,9 @@ type Identity struct {
 	// AllowWeakHashing permits Argon2 below the OWASP minimum (tests only).
 	AllowWeakHashing bool
 	BruteForce       bruteforce.Config
+	// HashProcesses computes login password hashes in lower-priority child
+	// processes (this binary re-executed) instead of in the server.
+	HashProcesses bool
 	// FederationFile is a YAML list of trusted external issuers, loaded
 	// into Federation.
 	FederationFile string
@@ -110,6 +113,7 @@ func Default() Config {
 			PasswordMinLength:   password.MinLength,
 			Argon2:              password.DefaultParams,
 			BruteForce:          bruteforce.DefaultConfig(),
+			HashProcesses:       true,
 		},
 		LogLevel: slog.LevelInfo,
 	}

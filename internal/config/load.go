@@ -215,6 +215,14 @@ func identityOptions(c *Config, str func(*string) func(string) error, dur func(*
 			bf.Hash.Duty = f
 			return nil
 		}, show: func() string { return strconv.FormatFloat(bf.Hash.Duty, 'g', -1, 64) }}},
+		{name: "login-hash-processes", usage: "compute login password hashes in lower-priority child processes, so a login flood does not slow other requests", value: &value{bool: true, set: func(s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", s)
+			}
+			id.HashProcesses = b
+			return nil
+		}, show: func() string { return strconv.FormatBool(id.HashProcesses) }}},
 		{name: "federation-file", usage: "YAML list of trusted external OIDC issuers (see docs/IDENTITY.md)", value: &value{set: func(s string) error {
 			id.FederationFile = s
 			issuers, err := readFederationFile(s)

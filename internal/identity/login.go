@@ -52,12 +52,35 @@ type PasswordLogin struct {
 	timing  bruteforce.Timing
 	events  EventSink
 	sealer  *secrets.Sealer
+	hasher  Hasher
 	now     func() time.Time
 	dummy   string
 }
 
+// Hasher computes password hashes for logins. InProcess does it here;
+// hashworker.Pool does it in lower-priority child processes.
+type Hasher interface {
+	Verify(ctx context.Context, pw, encoded string) (bool, error)
+	Hash(ctx context.Context, pw string, p password.Params) (string, error)
+}
+
+// InProcess is the Hasher that hashes in this process.
+type InProcess struct{}
+
+// Verify implements Hasher.
+func (InProcess) Verify(_ context.Context, pw, encoded string) (bool, error) {
+	return password.Verify(pw, encoded)
+}
+
+// Hash implements Hasher.
+func (InProcess) Hash(_ context.Context, pw string, p password.Params) (string, error) {
+	return password.Hash(pw, p)
+}
+
 // LoginOptions configure NewPasswordLogin. Zero values take the defaults.
 type LoginOptions struct {
+	// Hasher defaults to InProcess.
+	Hasher     Hasher
 	Params     password.Params
 	BruteForce bruteforce.Config
 	Events     EventSink
@@ -80,6 +103,9 @@ func NewPasswordLogin(st store.Store, o LoginOptions) (*PasswordLogin, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Hasher == nil {
+		o.Hasher = InProcess{}
+	}
 	sources, err := bruteforce.NewSourceLimiter(o.BruteForce.Source)
 	if err != nil {
 		return nil, err
@@ -95,7 +121,7 @@ func NewPasswordLogin(st store.Store, o LoginOptions) (*PasswordLogin, error) {
 	}
 	return &PasswordLogin{
 		store: st, params: o.Params, lockout: o.BruteForce.Account, sources: sources, hashes: hashes,
-		timing: o.BruteForce.Timing, events: o.Events, sealer: o.Sealer, now: o.Now, dummy: dummy,
+		timing: o.BruteForce.Timing, events: o.Events, sealer: o.Sealer, hasher: o.Hasher, now: o.Now, dummy: dummy,
 	}, nil
 }
 
@@ -154,18 +180,18 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		_, _ = password.Verify(pw, l.dummy)
+		_, _ = l.hasher.Verify(ctx, pw, l.dummy)
 		l.record(ctx, LoginEvent{Event: bruteforce.Event{Kind: bruteforce.EventLoginFailed}, Time: start})
 		return store.Account{}, ErrInvalidCredentials
 	case err != nil:
 		return store.Account{}, fmt.Errorf("login: %w", err)
 	}
 	if !l.lockout.Check(toBF(state), start).Allowed {
-		_, _ = password.Verify(pw, l.dummy)
+		_, _ = l.hasher.Verify(ctx, pw, l.dummy)
 		l.record(ctx, LoginEvent{Event: bruteforce.Event{Kind: bruteforce.EventLoginFailed, Failures: state.Failures, Lockouts: state.Lockouts}, AccountID: acct.ID, Time: start})
 		return store.Account{}, ErrInvalidCredentials
 	}
-	ok, err := password.Verify(pw, acct.PasswordHash)
+	ok, err := l.hasher.Verify(ctx, pw, acct.PasswordHash)
 	if err != nil {
 		return store.Account{}, fmt.Errorf("login: account %s: %w", acct.ID, err)
 	}
@@ -181,7 +207,7 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 	}
 	var rehash string
 	if ok && password.NeedsRehash(acct.PasswordHash, l.params) {
-		if rehash, err = password.Hash(pw, l.params); err != nil {
+		if rehash, err = l.hasher.Hash(ctx, pw, l.params); err != nil {
 			return store.Account{}, err
 		}
 	}

@@ -40,6 +40,10 @@ func FastHashing(c *config.Config) {
 	c.Identity.BruteForce.Timing.Min = 0
 }
 
+// HashWorkers turns on the password hash worker processes; the test
+// package's TestMain must call hashworker.Main first.
+func HashWorkers(c *config.Config) { c.Identity.HashProcesses = true }
+
 // Start starts a server with the default (secure) configuration changed
 // by each mutate; it is stopped when the test ends.
 func Start(t testing.TB, mutate ...func(*config.Config)) *Server {
@@ -48,6 +52,9 @@ func Start(t testing.TB, mutate ...func(*config.Config)) *Server {
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Listen = "127.0.0.1:0"
 	cfg.HTTP.ShutdownTimeout = 5 * time.Second
+	// A test binary cannot be re-executed as a hash worker unless its
+	// TestMain calls hashworker.Main; HashWorkers turns them on.
+	cfg.Identity.HashProcesses = false
 	for _, m := range mutate {
 		m(&cfg)
 	}
