@@ -43,6 +43,8 @@ type Tx interface {
 	SigningKeys() SigningKeys
 	ServiceAccounts() ServiceAccounts
 	Sessions() Sessions
+	Domains() Domains
+	Grants() Grants
 }
 
 // SigningKeys holds the keys that sign Rampart's tokens.
@@ -272,4 +274,62 @@ type RefreshToken struct {
 type RevokedToken struct {
 	ID        string
 	ExpiresAt time.Time
+}
+
+// Domains holds access-control domains: dot-separated names such as
+// com.acme.vision. Names are validated by the caller (internal/access); the
+// wildcard "*" is not a domain and cannot be stored as one.
+type Domains interface {
+	// CreateDomain inserts d; ErrConflict if the name is taken.
+	CreateDomain(ctx context.Context, d Domain) error
+	// ListDomains returns every domain ordered by name.
+	ListDomains(ctx context.Context) ([]Domain, error)
+	// DomainExists reports whether a domain called name exists.
+	DomainExists(ctx context.Context, name string) (bool, error)
+	// DeleteDomain removes domain name; ErrNotFound if there is none,
+	// ErrConflict while a grant (or, later, a target) names it.
+	DeleteDomain(ctx context.Context, name string) error
+}
+
+// Domain is an access-control domain.
+type Domain struct {
+	Name      string
+	CreatedBy string // id of the account that created it
+	CreatedAt time.Time
+}
+
+// Grants holds the grants that give a subject a privilege on a domain (and
+// its subdomains) or on the wildcard "*".
+type Grants interface {
+	// CreateGrant inserts g; ErrConflict if the id is taken or the subject
+	// already has a grant on g.Domain, ErrNotFound if g.Domain is neither
+	// "*" nor an existing domain.
+	CreateGrant(ctx context.Context, g Grant) error
+	// ListGrants returns every grant ordered by domain, subject kind and
+	// subject id.
+	ListGrants(ctx context.Context) ([]Grant, error)
+	// GrantByID returns grant id, or ErrNotFound.
+	GrantByID(ctx context.Context, id string) (Grant, error)
+	// DeleteGrant removes grant id; ErrNotFound if there is none.
+	DeleteGrant(ctx context.Context, id string) error
+	// DeleteGrantsOfSubject removes every grant of the subject (kind, id),
+	// e.g. of a deleted account, and returns how many there were.
+	DeleteGrantsOfSubject(ctx context.Context, kind, id string) (int, error)
+	// AccessVersion is a counter that every change to domains or grants
+	// increases in the same transaction (so a rollback undoes it, and
+	// reads and failed changes leave it alone), so caches in other
+	// processes can tell cheaply whether to reload. Callers may rely on it
+	// changing, not on by how much.
+	AccessVersion(ctx context.Context) (int64, error)
+}
+
+// Grant gives a subject a privilege on a domain.
+type Grant struct {
+	ID          string
+	SubjectKind string // "user", "group" or "service-account"
+	SubjectID   string // the id of the user, group or service account
+	Domain      string // a domain name, or "*" for targets without a domain
+	Privilege   string // "infer", "read" or "all"
+	CreatedBy   string // id of the account that created it
+	CreatedAt   time.Time
 }

@@ -21,6 +21,8 @@ func (t *sqliteTx) Accounts() store.Accounts               { return accounts{tx:
 func (t *sqliteTx) SigningKeys() store.SigningKeys         { return signingKeys{tx: t.tx} }
 func (t *sqliteTx) ServiceAccounts() store.ServiceAccounts { return serviceAccounts{tx: t.tx} }
 func (t *sqliteTx) Sessions() store.Sessions               { return sessions{tx: t.tx} }
+func (t *sqliteTx) Domains() store.Domains                 { return domains{tx: t.tx} }
+func (t *sqliteTx) Grants() store.Grants                   { return grants{tx: t.tx} }
 
 // accounts implements store.Accounts on the accounts table.
 type accounts struct {
