@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rampart-ml/rampart/internal/authz"
 	"github.com/rampart-ml/rampart/internal/config"
 	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/httpapi"
@@ -43,6 +44,7 @@ type App struct {
 	listener net.Listener
 	server   *http.Server
 	hashers  *hashworker.Pool // nil when hashing in process
+	authz    *authz.Service
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
@@ -125,14 +127,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Gatherer:        reg,
 		Ready:           a.store.Ping,
 		Authenticators:  []httpapi.Authenticator{id.authn},
-		// Role-level checks until the access-control subsystem adds
-		// per-target decisions; a structured log line per request until
-		// the tamper-evident audit log replaces it.
+		// Role-level checks per route; per-target decisions are made by
+		// handlers through authz.Service.Require. A structured log line
+		// per request until the tamper-evident audit log replaces it.
 		Authorizer: httpapi.RoleAuthorizer{},
 		Auditor:    httpapi.LogAuditor{Logger: log},
 	})
 	id.provider.Mount(a.api)
 	id.accounts.Mount(a.api)
+	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory, Logger: log})
+	a.authz.Mount(a.api)
 
 	h := cfg.HTTP
 	a.server = &http.Server{
@@ -154,6 +158,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 
 // API returns the HTTP API so subsystems can mount their routes.
 func (a *App) API() *httpapi.Server { return a.api }
+
+// Authz is the access-control service target handlers ask (Require).
+func (a *App) Authz() *authz.Service { return a.authz }
 
 // URL is the base URL clients use.
 func (a *App) URL() string {

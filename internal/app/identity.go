@@ -22,9 +22,10 @@ import (
 
 // identityParts are the identity subsystem's pieces the app mounts.
 type identityParts struct {
-	provider *provider.Provider
-	authn    *authn.Authenticator
-	accounts *accounts.Service
+	provider  *provider.Provider
+	authn     *authn.Authenticator
+	accounts  *accounts.Service
+	directory *identity.Directory
 }
 
 // newIdentity builds the OpenID provider, the authentication middleware
@@ -112,5 +113,5 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 		Params: ic.Argon2, MinPasswordLength: ic.PasswordMinLength, Logger: log,
 		Events: identity.LogEvents{Logger: log},
 	})
-	return identityParts{provider: p, authn: au, accounts: acc}, nil
+	return identityParts{provider: p, authn: au, accounts: acc, directory: dir}, nil
 }

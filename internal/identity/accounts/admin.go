@@ -281,6 +281,10 @@ func (s *Service) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 			if _, err := check(tx); err != nil {
 				return err
 			}
+			// Grants name subjects by id without a foreign key.
+			if _, err := tx.Grants().DeleteGrantsOfSubject(ctx, "user", id); err != nil {
+				return err
+			}
 			return tx.Accounts().DeleteAccount(ctx, id)
 		})
 	}

@@ -140,6 +140,11 @@ func (s *Service) deleteSelf(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		// Grants name subjects by id without a foreign key; an anonymised
+		// owner reference keeps none either.
+		if _, err := tx.Grants().DeleteGrantsOfSubject(ctx, "user", a.ID); err != nil {
+			return err
+		}
 		if n == 0 {
 			return tx.Accounts().DeleteAccount(ctx, a.ID)
 		}

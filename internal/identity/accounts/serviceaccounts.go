@@ -278,7 +278,12 @@ func (s *Service) deleteServiceAccount(w http.ResponseWriter, r *http.Request) e
 	if err := s.endSessions(ctx, sa.ID); err != nil {
 		return err
 	}
-	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.ServiceAccounts().DeleteServiceAccount(ctx, sa.ID) })
+	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if _, err := tx.Grants().DeleteGrantsOfSubject(ctx, "service-account", sa.ID); err != nil {
+			return err
+		}
+		return tx.ServiceAccounts().DeleteServiceAccount(ctx, sa.ID)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("service account")
 	}
