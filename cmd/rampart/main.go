@@ -55,6 +55,12 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		err = keysCmd(ctx, rest, stdout, stderr, env)
 	case "passwd":
 		err = passwdCmd(ctx, rest, os.Stdin, stdout, stderr, env)
+	case "domains":
+		err = domainsCmd(ctx, rest, stdout, stderr, env)
+	case "grants":
+		err = grantsCmd(ctx, rest, stdout, stderr, env)
+	case "access":
+		err = accessCmd(ctx, rest, stdout, stderr, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -65,6 +71,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errDenied): // access check has printed the answer
+		return exitDenied
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "rampart %s: %v\n", args[0], err)
 		return exitUsage
@@ -84,6 +92,9 @@ Usage:
   rampart whoami                         show the logged-in account
   rampart passwd --stdin                 change your password (current and new on two lines of stdin)
   rampart keys rotate                    rotate the token-signing key (admin)
+  rampart domains list|create|delete     list domains; create and delete them (admin)
+  rampart grants list|add|revoke         list, give and revoke privileges on domains
+  rampart access check [flags]           may a subject act on a target? (exit 0 allowed, 3 denied)
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)
