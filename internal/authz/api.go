@@ -237,9 +237,6 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) error {
 	}
 	g := access.Grant{ID: newGrantID(), Subject: access.Subject{Kind: access.SubjectKind(in.SubjectKind), ID: in.SubjectID},
 		Domain: in.Domain, Privilege: priv}
-	if err := s.checkSubject(ctx, g.Subject); err != nil {
-		return err
-	}
 	pol, err := s.opt.Cache.Policy(ctx)
 	if err != nil {
 		return err
@@ -250,6 +247,11 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) error {
 			return httpapi.Error(http.StatusUnprocessableEntity, "invalid_grant", err.Error(), nil)
 		}
 		return httpapi.Error(http.StatusForbidden, "forbidden", err.Error(), nil)
+	}
+	// Only after the authority check: otherwise anyone signed in could
+	// tell which user and service account ids exist (422 vs 403).
+	if err := s.checkSubject(ctx, g.Subject); err != nil {
+		return err
 	}
 	if err := pol.CheckNewGrant(g); err != nil {
 		switch {
@@ -360,6 +362,10 @@ func (s *Service) check(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Error(http.StatusBadRequest, "invalid_request", "privilege must be infer, read or all", nil)
 	}
 	domain := q.Get("domain")
+	if domain == access.Wildcard {
+		// As in grants, "*" names the targets without a domain.
+		domain = ""
+	}
 	if domain != "" {
 		if err := access.ValidateDomain(domain); err != nil {
 			return httpapi.Error(http.StatusBadRequest, "invalid_request", err.Error(), nil)

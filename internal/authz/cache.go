@@ -31,7 +31,11 @@ type Cache struct {
 	policy    *access.Policy
 	version   int64
 	checkedAt time.Time
-	loading   sync.Mutex
+	// invalidations counts Invalidate calls, so a reload that was already
+	// reading the store when one came does not pass its result off as
+	// fresh.
+	invalidations uint64
+	loading       sync.Mutex
 }
 
 // NewCache returns a cache that loads on first use.
@@ -55,7 +59,7 @@ func (c *Cache) Policy(ctx context.Context) (*access.Policy, error) {
 	defer c.loading.Unlock()
 	c.mu.RLock()
 	p, fresh = c.policy, c.policy != nil && now.Sub(c.checkedAt) < recheck
-	known := c.version
+	known, invalidations := c.version, c.invalidations
 	c.mu.RUnlock()
 	if fresh {
 		return p, nil
@@ -81,7 +85,13 @@ func (c *Cache) Policy(ctx context.Context) (*access.Policy, error) {
 		}
 	}
 	c.mu.Lock()
-	c.policy, c.version, c.checkedAt = p, version, now
+	c.policy, c.version = p, version
+	// An Invalidate during the load may stand for a change committed after
+	// the store was read: leave the policy stale so the next call reads
+	// again, rather than serve this one for up to recheck.
+	if c.invalidations == invalidations {
+		c.checkedAt = now
+	}
 	c.mu.Unlock()
 	return p, nil
 }
@@ -92,6 +102,7 @@ func (c *Cache) Policy(ctx context.Context) (*access.Policy, error) {
 func (c *Cache) Invalidate() {
 	c.mu.Lock()
 	c.checkedAt = time.Time{}
+	c.invalidations++
 	c.mu.Unlock()
 }
 
