@@ -98,7 +98,7 @@ func TestAccessCommands(t *testing.T) {
 	stdout, _ = rampart(t, 0, "access", "check", "--subject", bob.ID, "--kind", "model", "--domain", "team.ml", "--privilege", "read")
 	wantContains(t, "access check (allowed)", stdout, "allowed\n", "effective: read", "grant:     "+grant+" (user "+bob.ID+" has read on team)")
 	stdout, _ = rampart(t, exitDenied, "access", "check", "--user", "bob", "--kind", "model", "--domain", "team", "--privilege", "all")
-	wantContains(t, "access check (denied)", stdout, "denied\n", "effective: read", "grant:     none", "reason:    denied: the grants give only read")
+	wantContains(t, "access check (denied)", stdout, "denied\n", "effective: read", "grant:     "+grant+" (user "+bob.ID+" has read on team)", "reason:    denied: the grants give only read")
 	stdout, _ = rampart(t, exitDenied, "access", "check", "--subject", bob.ID, "--kind", "model", "--privilege", "infer", "--json")
 	var check struct {
 		Allowed   bool

@@ -391,9 +391,14 @@ func (s *Service) check(w http.ResponseWriter, r *http.Request) error {
 	}
 	d := pol.Decide(RequesterOf(who), access.Target{Kind: kind, Domain: domain}, want)
 	out := CheckResult{Allowed: d.Allowed, Effective: d.Effective.String(), Admin: d.Admin, Reason: d.Reason}
-	if d.Grant != nil {
-		g := Grant{ID: d.Grant.ID, SubjectKind: string(d.Grant.Subject.Kind), SubjectID: d.Grant.Subject.ID,
-			Domain: d.Grant.Domain, Privilege: d.Grant.Privilege.String()}
+	decisive := d.Grant
+	if decisive == nil && !d.Admin && d.Effective > access.None {
+		// Denied, but something is held: name the grant that gives it.
+		_, decisive = pol.Effective(RequesterOf(who), domain)
+	}
+	if decisive != nil {
+		g := Grant{ID: decisive.ID, SubjectKind: string(decisive.Subject.Kind), SubjectID: decisive.Subject.ID,
+			Domain: decisive.Domain, Privilege: decisive.Privilege.String()}
 		out.Grant = &g
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
