@@ -63,6 +63,14 @@ bench: deps
 	go test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench/latest.txt
 	go run ./bench/summarize < bench/latest.txt
 
+## bench-opa: access Decide vs OPA (Rego, in-process): identical decisions on 100,000 random
+## queries (fails otherwise), then ns/decision of both and the ratio, from the same run.
+## OPA is only in the separate module bench/opa/rego; not part of make test or make bench.
+.PHONY: bench-opa
+bench-opa: deps
+	go test -tags opa -count 1 -run '^TestDecideAgreesWithOPA$$' -v ./bench/opa
+	go test -tags opa -run '^$$' -bench '^BenchmarkDecideVsOPA$$' -benchmem -count 5 ./bench/opa
+
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz: deps
 	@for pkg in $$(go list ./...); do \

@@ -53,6 +53,33 @@ func ValidateDomain(name string) error {
 	}
 }
 
+// validDomain is ValidateDomain without the error: it never allocates, so
+// Decide stays allocation-free even for bad targets.
+func validDomain(name string) bool {
+	if name == "" || len(name) > MaxDomainLen {
+		return false
+	}
+	labels, start := 1, 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			c := name[i]
+			if !(('a' <= c && c <= 'z') || ('0' <= c && c <= '9') || c == '-') {
+				return false
+			}
+			continue
+		}
+		label := name[start:i]
+		if label == "" || len(label) > MaxLabelLen || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		if i < len(name) {
+			labels++
+		}
+		start = i + 1
+	}
+	return labels <= MaxDomainLabels
+}
+
 // labelProblem describes what is wrong with a domain label, or returns "".
 // The non-empty results are built only on failure.
 func labelProblem(label string) string {

@@ -134,6 +134,9 @@ func FuzzValidateDomain(f *testing.F) {
 		if ok := refValidDomain(s); ok != (err == nil) {
 			t.Fatalf("ValidateDomain(%q) = %v; the reference rules say valid=%v", s, err, ok)
 		}
+		if validDomain(s) != (err == nil) {
+			t.Fatalf("validDomain(%q) = %v, ValidateDomain says %v", s, validDomain(s), err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) || len(err.Error()) > 400 || !utf8.ValidString(err.Error()) {
 				t.Fatalf("ValidateDomain(%q): bad error %q", s, err)

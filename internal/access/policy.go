@@ -221,7 +221,7 @@ func (p *Policy) Decide(r Requester, t Target, want Privilege) Decision {
 		return Decision{Reason: reasonBadWant}
 	case !t.Kind.Valid():
 		return Decision{Reason: reasonBadKind}
-	case t.Domain != "" && ValidateDomain(t.Domain) != nil:
+	case t.Domain != "" && !validDomain(t.Domain):
 		return Decision{Reason: reasonBadDomain}
 	case r.Admin:
 		return Decision{Allowed: true, Effective: All, Admin: true, Reason: ReasonAdmin}
@@ -257,7 +257,7 @@ func (p *Policy) Effective(r Requester, domain string) (Privilege, *Grant) {
 	switch {
 	case domain == "":
 		domain = Wildcard
-	case domain != Wildcard && ValidateDomain(domain) != nil:
+	case domain != Wildcard && !validDomain(domain):
 		return None, nil
 	}
 	return p.effective(r, domain)
