@@ -191,38 +191,8 @@ type domainView struct {
 }
 
 func domainsList(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
-	var f clientFlags
-	fs := newFlagSet("rampart domains list", domainsListSynopsis, stdout)
-	f.register(fs)
-	asJSON := fs.Bool("json", false, "print the server's answer as JSON")
-	if done, err := parseFlags(fs, args); done || err != nil {
-		return err
-	}
-	s, err := openAccessSession(&f, env, stderr)
-	if err != nil {
-		return err
-	}
-	var raw json.RawMessage
-	if err := s.authorizedDo(ctx, http.MethodGet, "/api/v1/domains", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeIndentedJSON(stdout, raw)
-	}
-	var ds []domainView
-	if err := json.Unmarshal(raw, &ds); err != nil {
-		return fmt.Errorf("GET /api/v1/domains: the server's answer is not the JSON expected: %v", err)
-	}
-	if len(ds) == 0 {
-		fmt.Fprintln(stdout, "No domains.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCREATED")
-	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\n", d.Name, formatTime(d.CreatedAt))
-	}
-	return tw.Flush()
+	return listCommand(ctx, args, stdout, stderr, env, "rampart domains list", domainsListSynopsis, "/api/v1/domains",
+		"No domains.", "NAME\tCREATED", func(d domainView) string { return d.Name + "\t" + formatTime(d.CreatedAt) })
 }
 
 func domainsCreate(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
@@ -282,8 +252,19 @@ func (g grantView) describe() string {
 }
 
 func grantsList(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
+	return listCommand(ctx, args, stdout, stderr, env, "rampart grants list", grantsListSynopsis, "/api/v1/grants",
+		"No grants.", "ID\tSUBJECT KIND\tSUBJECT\tDOMAIN\tPRIVILEGE\tCREATED", func(g grantView) string {
+			return strings.Join([]string{g.ID, g.SubjectKind, g.SubjectID, g.Domain, g.Privilege, formatTime(g.CreatedAt)}, "\t")
+		})
+}
+
+// listCommand runs a list subcommand: GET path, then print the answer as
+// JSON (--json), as a table with header and one row per item, or empty
+// when there are none.
+func listCommand[T any](ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool),
+	name, synopsis, path, empty, header string, row func(T) string) error {
 	var f clientFlags
-	fs := newFlagSet("rampart grants list", grantsListSynopsis, stdout)
+	fs := newFlagSet(name, synopsis, stdout)
 	f.register(fs)
 	asJSON := fs.Bool("json", false, "print the server's answer as JSON")
 	if done, err := parseFlags(fs, args); done || err != nil {
@@ -294,24 +275,24 @@ func grantsList(ctx context.Context, args []string, stdout, stderr io.Writer, en
 		return err
 	}
 	var raw json.RawMessage
-	if err := s.authorizedDo(ctx, http.MethodGet, "/api/v1/grants", nil, &raw); err != nil {
+	if err := s.authorizedDo(ctx, http.MethodGet, path, nil, &raw); err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeIndentedJSON(stdout, raw)
 	}
-	var gs []grantView
-	if err := json.Unmarshal(raw, &gs); err != nil {
-		return fmt.Errorf("GET /api/v1/grants: the server's answer is not the JSON expected: %v", err)
+	var items []T
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return fmt.Errorf("GET %s: the server's answer is not the JSON expected: %v", path, err)
 	}
-	if len(gs) == 0 {
-		fmt.Fprintln(stdout, "No grants.")
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, empty)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSUBJECT KIND\tSUBJECT\tDOMAIN\tPRIVILEGE\tCREATED")
-	for _, g := range gs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.SubjectKind, g.SubjectID, g.Domain, g.Privilege, formatTime(g.CreatedAt))
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
 	}
 	return tw.Flush()
 }

@@ -139,30 +139,11 @@ func (e *env) revoke(t *testing.T, who subject, id string, status int) {
 // newPassword is a strong password no test reuses.
 func newPassword() string { return "pw " + strings.ToLower(rand.Text()) }
 
-func wantStatus(t *testing.T, res apptest.Response, want int) {
-	t.Helper()
-	if res.StatusCode != want {
-		t.Fatalf("status %d, want %d: %s", res.StatusCode, want, res.Body)
-	}
-}
+var wantStatus = apptest.WantStatus
 
-// wantError checks an error response's status and code and returns its
-// message.
-func wantError(t *testing.T, res apptest.Response, status int, code string) string {
-	t.Helper()
-	e := decode[struct{ Error, Code string }](t, res, status)
-	if e.Code != code || e.Error == "" {
-		t.Fatalf("error %q (code %q), want code %q", e.Error, e.Code, code)
-	}
-	return e.Error
-}
+var wantError = apptest.WantError
 
 func decode[T any](t *testing.T, res apptest.Response, status int) T {
 	t.Helper()
-	wantStatus(t, res, status)
-	var v T
-	if err := json.Unmarshal(res.Body, &v); err != nil {
-		t.Fatalf("decode %s: %v", res.Body, err)
-	}
-	return v
+	return apptest.Decode[T](t, res, status)
 }

@@ -154,3 +154,33 @@ func (s *Server) Do(t testing.TB, method, path, token string, body any) Response
 	}
 	return Response{StatusCode: res.StatusCode, Header: res.Header, Body: b}
 }
+
+// WantStatus fails the test unless res has status want.
+func WantStatus(t testing.TB, res Response, want int) {
+	t.Helper()
+	if res.StatusCode != want {
+		t.Fatalf("status %d, want %d: %s", res.StatusCode, want, res.Body)
+	}
+}
+
+// WantError checks an error response: its status and the code of its
+// {"error","code"} body; it returns the message.
+func WantError(t testing.TB, res Response, status int, code string) string {
+	t.Helper()
+	e := Decode[struct{ Error, Code string }](t, res, status)
+	if e.Code != code || e.Error == "" {
+		t.Fatalf("error %q (code %q), want code %q", e.Error, e.Code, code)
+	}
+	return e.Error
+}
+
+// Decode checks res's status and decodes its JSON body.
+func Decode[T any](t testing.TB, res Response, status int) T {
+	t.Helper()
+	WantStatus(t, res, status)
+	var v T
+	if err := json.Unmarshal(res.Body, &v); err != nil {
+		t.Fatalf("decode %s: %v", res.Body, err)
+	}
+	return v
+}
