@@ -24,6 +24,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 			errUsage, indent(err.Error()))
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// Libraries that log through the default logger (the OIDC provider's
+	// protocol errors) then write the same JSON lines, at the same level.
+	slog.SetDefault(log)
 	return app.Run(ctx, cfg, log, func(a *app.App) { printBanner(stdout, a) })
 }
 
