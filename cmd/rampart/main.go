@@ -61,6 +61,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		err = grantsCmd(ctx, rest, stdout, stderr, env)
 	case "access":
 		err = accessCmd(ctx, rest, stdout, stderr, env)
+	case "audit":
+		err = auditCmd(ctx, rest, stdout, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -95,6 +97,7 @@ Usage:
   rampart domains list|create|delete     list domains; create and delete them (admin)
   rampart grants list|add|revoke         list, give and revoke privileges on domains
   rampart access check [flags]           may a subject act on a target? (exit 0 allowed, 3 denied)
+  rampart audit verify --data-dir DIR    check the audit log offline (exit 0 intact, 1 not: names the first bad record)
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)

@@ -45,6 +45,7 @@ type Tx interface {
 	Sessions() Sessions
 	Domains() Domains
 	Grants() Grants
+	Audit() Audit
 }
 
 // SigningKeys holds the keys that sign Rampart's tokens.
@@ -332,4 +333,75 @@ type Grant struct {
 	Privilege   string // "infer", "read" or "all"
 	CreatedBy   string // id of the account that created it
 	CreatedAt   time.Time
+}
+
+// Audit holds the tamper-evident audit log: records chained by hash,
+// signed checkpoints of the chain head, and the per-subject secrets that
+// actors' pseudonyms are keyed with. Hashing, signing and verification
+// belong to internal/audit; the store only keeps what it is given.
+//
+// Records and checkpoints are append-only: the store offers no way to
+// change or delete them, and backends refuse it below the API too (SQLite:
+// triggers). Pruning will come with a signed "prune" checkpoint.
+type Audit interface {
+	// AppendAuditRecord inserts r; ErrConflict if r.Seq is taken (another
+	// transaction appended first: retry the whole transaction).
+	AppendAuditRecord(ctx context.Context, r AuditRecord) error
+	// AuditHead returns the record with the highest Seq; ok is false when
+	// the log is empty.
+	AuditHead(ctx context.Context) (r AuditRecord, ok bool, err error)
+	// AuditRecords returns up to limit (> 0) records with Seq > afterSeq in
+	// Seq order, so a reader can stream the log in batches.
+	AuditRecords(ctx context.Context, afterSeq uint64, limit int) ([]AuditRecord, error)
+	// AddAuditCheckpoint stores c. Several checkpoints may name the same
+	// Seq (a periodic and a shutdown one with nothing appended between).
+	AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
+	// AuditCheckpoints returns every checkpoint ordered by Seq, then in the
+	// order they were added.
+	AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+
+	// SetPseudonymSecret stores the secret that subjectID's pseudonym is
+	// keyed with. It is opaque to the store (callers seal it under the
+	// master key); ErrConflict if the subject has one already, because
+	// replacing it would silently unlink the subject from their records.
+	SetPseudonymSecret(ctx context.Context, subjectID string, secret []byte) error
+	// PseudonymSecret returns the secret of subjectID, or ErrNotFound.
+	PseudonymSecret(ctx context.Context, subjectID string) ([]byte, error)
+	// DeletePseudonymSecret removes the secret of subjectID (erasure by
+	// crypto-shredding: their records stay, but can no longer be linked to
+	// them); ErrNotFound if there is none.
+	DeletePseudonymSecret(ctx context.Context, subjectID string) error
+}
+
+// AuditRecord is one entry of the audit log: the event's fields as columns
+// (so later exports and pruning can select on them) plus its place in the
+// hash chain. Hash is computed by internal/audit over PrevHash, Seq and
+// the canonical encoding of the event fields; the store does not check it.
+// Seq starts at 1 and must fit in an int64.
+type AuditRecord struct {
+	Seq          uint64
+	Time         time.Time
+	Actor        string // a pseudonym or a system name, never a user name
+	ActorKind    string
+	Source       string // a pseudonym of the client address, or ""
+	Action       string
+	TargetKind   string
+	TargetDomain string
+	TargetID     string
+	Outcome      string
+	Reason       string
+	RequestID    string
+	PrevHash     []byte
+	Hash         []byte
+}
+
+// AuditCheckpoint is a signature over the chain head: the Hash of record
+// Seq (or the genesis hash when Seq is 0), the time and the kind
+// ("periodic", "shutdown" or "prune"), made with the audit signing key.
+type AuditCheckpoint struct {
+	Seq       uint64
+	Head      []byte
+	Kind      string
+	Time      time.Time
+	Signature []byte
 }

@@ -23,6 +23,7 @@ func (t *sqliteTx) ServiceAccounts() store.ServiceAccounts { return serviceAccou
 func (t *sqliteTx) Sessions() store.Sessions               { return sessions{tx: t.tx} }
 func (t *sqliteTx) Domains() store.Domains                 { return domains{tx: t.tx} }
 func (t *sqliteTx) Grants() store.Grants                   { return grants{tx: t.tx} }
+func (t *sqliteTx) Audit() store.Audit                     { return audit{tx: t.tx} }
 
 // accounts implements store.Accounts on the accounts table.
 type accounts struct {

@@ -76,6 +76,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteGrantsOfSubject", testDeleteGrantsOfSubject},
 		{"AccessVersion", testAccessVersion},
 		{"AccessVersionRollback", testAccessRollback},
+		{"AuditAppendAndRead", testAuditAppendAndRead},
+		{"AuditTimeExact", testAuditTimeExact},
+		{"AuditDuplicateSeqConflicts", testAuditDuplicateSeq},
+		{"AuditRollback", testAuditRollback},
+		{"AuditCheckpoints", testAuditCheckpoints},
+		{"PseudonymSecrets", testPseudonymSecrets},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
