@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -183,27 +182,9 @@ func createSigner(keyPath, pubPath string, sealer *secrets.Sealer) (*Signer, err
 	return &Signer{key: priv}, nil
 }
 
-// readPrivateFile reads a small file that must not be readable by group
-// or others.
-func readPrivateFile(path string) ([]byte, error) {
-	f, err := os.Open(path) // #nosec G304 -- operator-configured path (data dir), never request input
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("audit signing key %s has mode %04o, readable by group or others; run: chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return b, nil
-}
+// readPrivateFile reads the sealed signing key (refused if group or
+// others may read it).
+func readPrivateFile(path string) ([]byte, error) { return datadir.ReadSecretFile(path, 4096) }
 
 const pemType = "PUBLIC KEY"
 
@@ -213,20 +194,8 @@ func writePublicKey(path string, pub ed25519.PublicKey) error {
 		return fmt.Errorf("encode audit public key: %w", err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644) // #nosec G302 G304 -- a public key, meant to be read; data-dir path
-	if err != nil {
-		return fmt.Errorf("write audit public key: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("write audit public key %s: %w", path, err)
+	if err := datadir.WritePublicFile(path, data); err != nil {
+		return fmt.Errorf("audit public key: %w", err)
 	}
 	return nil
 }

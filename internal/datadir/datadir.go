@@ -10,6 +10,7 @@ package datadir
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -164,7 +165,41 @@ func checkPrivate(p string) error {
 // data, synced to disk. It fails if the file exists, so a secret is never
 // silently replaced, and leaves nothing behind when it fails.
 func WriteSecretFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- operator-configured path (flag or data dir), never request input
+	return writeNewFile(path, data, 0o600)
+}
+
+// WritePublicFile is WriteSecretFile for a file meant to be read by others
+// (a public key): mode 0644.
+func WritePublicFile(path string, data []byte) error {
+	return writeNewFile(path, data, 0o644)
+}
+
+// ReadSecretFile reads at most max bytes of the file at path, refusing it
+// (ErrPermissions, with the chmod that fixes it) if group or others may
+// read it.
+func ReadSecretFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path) // #nosec G304 -- operator-configured path (flag or data dir), never request input
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o, readable by group or others; run: chmod 600 %s",
+			ErrPermissions, path, fi.Mode().Perm(), path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func writeNewFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm) // #nosec G302 G304 -- operator-configured path (flag or data dir); perm is 0600 or 0644 for public keys
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -13,9 +13,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 
 	"github.com/rampart-ml/rampart/internal/datadir"
 )
@@ -94,19 +92,7 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 }
 
 func readKey(path string) ([]byte, error) {
-	f, err := os.Open(path) // #nosec G304 -- operator-configured path (flag or data dir), never request input
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("secrets: master key %s has mode %04o, readable by group or others; run: chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	key, err := io.ReadAll(io.LimitReader(f, KeySize+1))
+	key, err := datadir.ReadSecretFile(path, KeySize+1)
 	if err != nil {
 		return nil, fmt.Errorf("secrets: read master key %s: %w", path, err)
 	}
