@@ -181,7 +181,7 @@ func raw(h http.Handler) httpapi.HandlerFunc {
 
 // ---- sessions and tokens ----
 
-func (p *Provider) createSession(ctx context.Context, info tokenRequestInfo, now, end time.Time, _ bool) (string, error) {
+func (p *Provider) createSession(ctx context.Context, info tokenRequestInfo, now, end time.Time) (string, error) {
 	if _, err := p.opt.Directory.Lookup(ctx, info.subject); err != nil {
 		if errors.Is(err, identity.ErrInactive) {
 			return "", oidc.ErrInvalidGrant().WithDescription("the account is disabled or no longer exists")

@@ -157,7 +157,7 @@ func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (st
 	if info, ok := infoOf(req); ok {
 		// A login without refresh still gets a session, so logout and
 		// password changes revoke its access token.
-		sid, err := s.p.createSession(ctx, info, now, exp, false)
+		sid, err := s.p.createSession(ctx, info, now, exp)
 		if err != nil {
 			return "", time.Time{}, err
 		}
@@ -192,7 +192,7 @@ func (s storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 		return "", "", time.Time{}, oidc.ErrServerError().WithParent(fmt.Errorf("unexpected refresh token request %T", req))
 	}
 	sessionEnd := now.Add(s.p.opt.SessionLifetime)
-	sid, err := s.p.createSession(ctx, info, now, sessionEnd, true)
+	sid, err := s.p.createSession(ctx, info, now, sessionEnd)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
