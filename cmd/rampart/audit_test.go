@@ -90,22 +90,24 @@ func TestAuditVerify(t *testing.T) {
 		t.Helper()
 		return runRampart(t, nil, "audit", "verify", "--data-dir", dir)
 	}
-	wantOK := func(code int, stdout, stderr string) {
+	unsigned := []string{
+		"audit log intact: 310 records (1 to 310), 3 checkpoints, the last at record 300\n",
+		"10 records after the last checkpoint are chained but not yet signed\n",
+		"public key SHA256:",
+	}
+	wantOKWith := func(want []string, code int, stdout, stderr string) {
 		t.Helper()
 		if code != 0 {
 			t.Fatalf("audit verify: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		for _, w := range []string{
-			"audit log intact: 310 records (1 to 310), 3 checkpoints, the last at record 300\n",
-			"10 records after the last checkpoint are chained but not yet signed\n",
-			"public key SHA256:",
-		} {
+		for _, w := range want {
 			if !strings.Contains(stdout, w) {
 				t.Errorf("stdout %q lacks %q", stdout, w)
 			}
 		}
 		t.Logf("audit verify:\n%s", stdout)
 	}
+	wantOK := func(code int, stdout, stderr string) { t.Helper(); wantOKWith(unsigned, code, stdout, stderr) }
 
 	// While the "server" holds the lock and the database.
 	wantOK(verify())
@@ -118,9 +120,15 @@ func TestAuditVerify(t *testing.T) {
 	}
 	wantOK(verify())
 
-	// The key files do not upset the server's data-dir checks: it starts.
+	// The key files do not upset the server's data-dir checks: it starts,
+	// and signs the head as it stops (a shutdown checkpoint).
 	startServer(t, dir).stopOK()
-	wantOK(verify())
+	code, stdout, stderr := verify()
+	wantOKWith([]string{"audit log intact: 310 records (1 to 310), 4 checkpoints, the last at record 310\n", "public key SHA256:"},
+		code, stdout, stderr)
+	if strings.Contains(stdout, "not yet signed") {
+		t.Errorf("records unsigned after a shutdown checkpoint:\n%s", stdout)
+	}
 
 	// A record edited in the file, by someone who dropped the triggers.
 	db, err := sql.Open("sqlite", filepath.Join(dir, datadir.DatabaseFile))
@@ -138,7 +146,7 @@ func TestAuditVerify(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := verify()
+	code, stdout, stderr = verify()
 	t.Logf("audit verify after an edit: exit %d: %s", code, stderr)
 	if code != 1 || !strings.Contains(stderr, "record 123: hash mismatch (edited or reordered)") {
 		t.Errorf("after an edit: exit %d, stderr %q; want 1 naming record 123", code, stderr)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/authz"
 	"github.com/rampart-ml/rampart/internal/config"
 	"github.com/rampart-ml/rampart/internal/datadir"
@@ -25,6 +26,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/pki"
+	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
 	"github.com/rampart-ml/rampart/internal/version"
@@ -45,6 +47,9 @@ type App struct {
 	server   *http.Server
 	hashers  *hashworker.Pool // nil when hashing in process
 	authz    *authz.Service
+	sealer   *secrets.Sealer
+	// auditSigner signs audit checkpoints.
+	auditSigner *audit.Signer
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
@@ -116,6 +121,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	keysDir, err := a.openKeys()
+	if err != nil {
+		return nil, err
+	}
 	id, err := a.newIdentity(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -137,6 +146,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	id.accounts.Mount(a.api)
 	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory, Logger: log})
 	a.authz.Mount(a.api)
+	if err := a.mountAudit(keysDir); err != nil {
+		return nil, err
+	}
 
 	h := cfg.HTTP
 	a.server = &http.Server{
@@ -218,6 +230,7 @@ func (a *App) Serve(ctx context.Context) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	a.shutdownCheckpoint()
 	a.log.Info("stopped")
 	return nil
 }

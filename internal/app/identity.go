@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/rampart-ml/rampart/internal/config"
-	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/accounts"
 	"github.com/rampart-ml/rampart/internal/identity/authn"
@@ -17,7 +15,6 @@ import (
 	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
-	"github.com/rampart-ml/rampart/internal/secrets"
 )
 
 // identityParts are the identity subsystem's pieces the app mounts.
@@ -32,18 +29,7 @@ type identityParts struct {
 // and account management over the store and the master key.
 func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logger) (identityParts, error) {
 	ic := cfg.Identity
-	keysDir, err := a.dir.MkdirPrivate(datadir.KeysDir)
-	if err != nil {
-		return identityParts{}, err
-	}
-	master, err := secrets.LoadOrCreateKey(filepath.Join(keysDir, datadir.MasterKeyFile))
-	if err != nil {
-		return identityParts{}, err
-	}
-	sealer, err := secrets.New(master)
-	if err != nil {
-		return identityParts{}, err
-	}
+	sealer := a.sealer
 	ring, err := signingkeys.New(a.store, sealer, signingkeys.Options{
 		RotateEvery:      ic.SigningKeyRotation,
 		MaxTokenLifetime: ic.AccessTokenLifetime,
