@@ -216,22 +216,8 @@ func domainsCreate(ctx context.Context, args []string, stdout, stderr io.Writer,
 }
 
 func domainsDelete(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
-	var f clientFlags
-	fs := newFlagSet("rampart domains delete", domainsDeleteSynopsis, stdout)
-	f.register(fs)
-	name, done, err := parseFlagsAndArg(fs, args, "the domain NAME")
-	if done || err != nil {
-		return err
-	}
-	s, err := openAccessSession(&f, env, stderr)
-	if err != nil {
-		return err
-	}
-	if err := s.authorizedDo(ctx, http.MethodDelete, "/api/v1/domains/"+url.PathEscape(name), nil, nil); err != nil {
-		return fmt.Errorf("delete domain %q: %w", name, err)
-	}
-	fmt.Fprintf(stdout, "Deleted domain %s\n", name)
-	return nil
+	return deleteCommand(ctx, args, stdout, stderr, env, "rampart domains delete", domainsDeleteSynopsis,
+		"the domain NAME", "/api/v1/domains/", "delete", "domain")
 }
 
 // ---- grants ----
@@ -404,10 +390,18 @@ func grantsAdd(ctx context.Context, args []string, stdout, stderr io.Writer, env
 }
 
 func grantsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
+	return deleteCommand(ctx, args, stdout, stderr, env, "rampart grants revoke", grantsRevokeSynopsis,
+		"the grant ID (see rampart grants list)", "/api/v1/grants/", "revoke", "grant")
+}
+
+// deleteCommand runs a subcommand that removes one thing named by its
+// argument: DELETE pathPrefix+ARG; verb is how the user calls it.
+func deleteCommand(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool),
+	name, synopsis, argDesc, pathPrefix, verb, what string) error {
 	var f clientFlags
-	fs := newFlagSet("rampart grants revoke", grantsRevokeSynopsis, stdout)
+	fs := newFlagSet(name, synopsis, stdout)
 	f.register(fs)
-	id, done, err := parseFlagsAndArg(fs, args, "the grant ID (see rampart grants list)")
+	arg, done, err := parseFlagsAndArg(fs, args, argDesc)
 	if done || err != nil {
 		return err
 	}
@@ -415,10 +409,10 @@ func grantsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	if err := s.authorizedDo(ctx, http.MethodDelete, "/api/v1/grants/"+url.PathEscape(id), nil, nil); err != nil {
-		return fmt.Errorf("revoke grant %s: %w", id, err)
+	if err := s.authorizedDo(ctx, http.MethodDelete, pathPrefix+url.PathEscape(arg), nil, nil); err != nil {
+		return fmt.Errorf("%s %s %q: %w", verb, what, arg, err)
 	}
-	fmt.Fprintf(stdout, "Revoked grant %s\n", id)
+	fmt.Fprintf(stdout, "%sd %s %s\n", strings.ToUpper(verb[:1])+verb[1:], what, arg)
 	return nil
 }
 
