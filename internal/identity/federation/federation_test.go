@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampart-ml/rampart/internal/identity/federation/federationtest"
+	"github.com/rampart-ml/rampart/internal/identity/jwttest"
 	"github.com/rampart-ml/rampart/internal/principal"
 )
 
@@ -172,30 +173,7 @@ func b64JSON(t *testing.T, v any) string {
 }
 
 // sign makes a compact JWS of claims with key, setting the header's kid.
-func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if kid != "" {
-		opts = opts.WithHeader("kid", kid)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+var sign = jwttest.Sign
 
 // providerPublicKey fetches the provider's JWKS and returns its RSA key.
 func providerPublicKey(t *testing.T, p *federationtest.Provider) (*rsa.PublicKey, string) {
