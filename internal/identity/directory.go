@@ -39,6 +39,9 @@ type Directory struct {
 
 	mu      sync.RWMutex
 	entries map[string]directoryEntry
+	// invalidations counts Invalidate calls, so a lookup that was already
+	// reading the store when one came does not cache what it read.
+	invalidations uint64
 }
 
 type directoryEntry struct {
@@ -71,15 +74,22 @@ func (d *Directory) Lookup(ctx context.Context, id string) (Subject, error) {
 	if ok && now.Sub(e.at) < d.ttl {
 		return e.subject, e.err
 	}
+	d.mu.RLock()
+	invalidations := d.invalidations
+	d.mu.RUnlock()
 	s, err := d.load(ctx, id, now)
 	if err != nil && !errors.Is(err, ErrInactive) {
 		return Subject{}, err // technical: not cached
 	}
 	d.mu.Lock()
-	if len(d.entries) >= maxDirectoryEntries {
-		clear(d.entries)
+	// An Invalidate during the load may stand for a change committed after
+	// the store was read: answer this request, but do not cache it.
+	if d.invalidations == invalidations {
+		if len(d.entries) >= maxDirectoryEntries {
+			clear(d.entries)
+		}
+		d.entries[id] = directoryEntry{subject: s, err: err, at: now}
 	}
-	d.entries[id] = directoryEntry{subject: s, err: err, at: now}
 	d.mu.Unlock()
 	return s, err
 }
@@ -88,6 +98,7 @@ func (d *Directory) Lookup(ctx context.Context, id string) (Subject, error) {
 func (d *Directory) Invalidate(id string) {
 	d.mu.Lock()
 	delete(d.entries, id)
+	d.invalidations++
 	d.mu.Unlock()
 }
 
