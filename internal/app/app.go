@@ -50,6 +50,8 @@ type App struct {
 	sealer   *secrets.Sealer
 	// auditSigner signs audit checkpoints.
 	auditSigner *audit.Signer
+	// recorder writes audit records for every subsystem.
+	recorder *audit.Recorder
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
@@ -125,6 +127,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
+	if err := a.openAudit(keysDir); err != nil {
+		return nil, err
+	}
 	id, err := a.newIdentity(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -137,18 +142,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		Ready:           a.store.Ping,
 		Authenticators:  []httpapi.Authenticator{id.authn},
 		// Role-level checks per route; per-target decisions are made by
-		// handlers through authz.Service.Require. A structured log line
-		// per request until the tamper-evident audit log replaces it.
+		// handlers through authz.Service.Require. Handlers record their
+		// changes in the audit log in the same transaction; the auditor
+		// step records refusals and stops requests while the log is down.
 		Authorizer: httpapi.RoleAuthorizer{},
-		Auditor:    httpapi.LogAuditor{Logger: log},
+		Auditor:    httpAuditor{a.recorder},
 	})
 	id.provider.Mount(a.api)
 	id.accounts.Mount(a.api)
 	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory, Logger: log})
 	a.authz.Mount(a.api)
-	if err := a.mountAudit(keysDir); err != nil {
-		return nil, err
-	}
+	a.mountAudit()
 
 	h := cfg.HTTP
 	a.server = &http.Server{

@@ -12,6 +12,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/httpapi"
+	"github.com/rampart-ml/rampart/internal/principal"
 	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
 )
@@ -30,13 +31,53 @@ func (a *App) openKeys() (keysDir string, err error) {
 	return keysDir, err
 }
 
-// mountAudit loads the audit checkpoint key and serves the chain check.
-func (a *App) mountAudit(keysDir string) (err error) {
+// openAudit loads the audit checkpoint key and builds the recorder every
+// subsystem writes its records with.
+func (a *App) openAudit(keysDir string) (err error) {
 	if a.auditSigner, err = audit.LoadOrCreateSigner(keysDir, a.sealer); err != nil {
 		return fmt.Errorf("audit signing key: %w", err)
 	}
-	a.api.Handle(httpapi.Route{Pattern: "GET /api/v1/audit/verify", Handler: a.verifyAudit})
-	return nil
+	a.recorder, err = audit.NewRecorder(audit.RecorderOptions{
+		Store:     a.store,
+		Sealer:    a.sealer,
+		SourceKey: a.auditSigner.DeriveKey("source pseudonyms"),
+		Request: func(ctx context.Context) audit.RequestInfo {
+			return audit.RequestInfo{ID: httpapi.RequestID(ctx), ClientAddr: httpapi.ClientAddr(ctx)}
+		},
+	})
+	return err
+}
+
+// mountAudit serves the chain check.
+func (a *App) mountAudit() {
+	a.api.Handle(httpapi.Route{Pattern: "GET /api/v1/audit/verify", Access: httpapi.AdminOrAuditor, Handler: a.verifyAudit})
+}
+
+// httpAuditor is the audit step of the HTTP middleware chain.
+type httpAuditor struct{ rec *audit.Recorder }
+
+// AuditRequest refuses every request while the audit log cannot take
+// records.
+func (h httpAuditor) AuditRequest(*http.Request, principal.Principal, *httpapi.Route) error {
+	return h.rec.Available()
+}
+
+// AuditRefusal records a refused authentication ("authn.refuse") or
+// authorisation ("access.deny"), naming the route and the refusal's code.
+func (h httpAuditor) AuditRefusal(r *http.Request, p principal.Principal, rt *httpapi.Route, refusal error) error {
+	e := audit.Entry{
+		Action:  "access.deny",
+		Target:  audit.Target{Kind: "route", ID: rt.Pattern},
+		Outcome: audit.OutcomeDenied,
+	}
+	if p.ID == "" {
+		e.Action = "authn.refuse"
+	}
+	var he *httpapi.HTTPError
+	if errors.As(refusal, &he) {
+		e.Reason = he.Code
+	}
+	return h.rec.Submit(r.Context(), e)
 }
 
 // AuditVerification is the answer of GET /api/v1/audit/verify.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/rampart-ml/rampart/internal/store"
@@ -12,9 +11,22 @@ import (
 
 // ErrWrite means an audit record could not be written. The caller's
 // transaction must fail with it (InTx then rolls the change back), and an
-// API answers 503: the action did not happen because it could not be
-// recorded.
-var ErrWrite = errors.New("audit record could not be written")
+// API answers 503 (it implements httpapi.StatusError): the action did not
+// happen because it could not be recorded.
+var ErrWrite error = &unavailableError{
+	msg:    "audit record could not be written",
+	answer: "the audit record could not be written, so the action was not performed; try again later",
+}
+
+// unavailableError is an audit failure that refuses the action it was for.
+type unavailableError struct{ msg, answer string }
+
+func (e *unavailableError) Error() string { return e.msg }
+
+// HTTPStatus implements httpapi.StatusError: 503 audit_unavailable.
+func (e *unavailableError) HTTPStatus() (int, string, string) {
+	return 503, "audit_unavailable", e.answer
+}
 
 // HashSize is the length of record hashes (SHA-256).
 const HashSize = sha256.Size

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -65,6 +66,19 @@ func NewSigner(key ed25519.PrivateKey) (*Signer, error) {
 func (s *Signer) Public() ed25519.PublicKey {
 	pub, _ := s.key.Public().(ed25519.PublicKey)
 	return pub
+}
+
+// keyDerivationDomain separates keys derived from the signing key.
+const keyDerivationDomain = "rampart audit derived key v1\x00"
+
+// DeriveKey returns a 32-byte secret key for purpose, derived from the
+// signing key with HMAC-SHA256 (the key stays secret as long as the
+// signing key does; different purposes give unrelated keys).
+func (s *Signer) DeriveKey(purpose string) []byte {
+	m := hmac.New(sha256.New, s.key.Seed())
+	m.Write([]byte(keyDerivationDomain))
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // checkpointMessage is what a checkpoint's signature covers: the domain,

@@ -37,6 +37,13 @@ func Error(status int, code, msg string, err error) *HTTPError {
 	return &HTTPError{Status: status, Code: code, Msg: msg, Err: err}
 }
 
+// StatusError is an error that knows its answer without its package
+// importing httpapi: audit.ErrWrite answers 503 wherever it surfaces.
+type StatusError interface {
+	error
+	HTTPStatus() (status int, code, msg string)
+}
+
 // errorBody is the wire form of every error: {"error": "...", "code": "..."}.
 type errorBody struct {
 	Error string `json:"error"`
@@ -48,8 +55,16 @@ type errorBody struct {
 // request id.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	id := RequestID(r.Context())
-	var he *HTTPError
-	if !errors.As(err, &he) {
+	var (
+		he *HTTPError
+		se StatusError
+	)
+	switch {
+	case errors.As(err, &he):
+	case errors.As(err, &se):
+		status, code, msg := se.HTTPStatus()
+		he = Error(status, code, msg, err)
+	default:
 		he = Error(http.StatusInternalServerError, "internal", "internal error (request id "+id+")", err)
 	}
 	if he.Status >= 500 {

@@ -157,6 +157,7 @@ type allow struct{}
 
 func (allow) Authorize(context.Context, principal.Principal, *Route) error  { return nil }
 func (allow) AuditRequest(*http.Request, principal.Principal, *Route) error { return nil }
+func (allow) AuditRefusal(*http.Request, principal.Principal, *Route, error) error { return nil }
 
 // A test authenticator that accepts one fixed bearer token.
 var bearerAlice = authnFunc(func(r *http.Request) (principal.Principal, bool, error) {
@@ -194,7 +195,9 @@ func TestProtectedRoutesDenyByDefault(t *testing.T) {
 		{"forged identity headers", Options{Authenticators: []Authenticator{bearerAlice}, Authorizer: allow{}, Auditor: allow{}},
 			map[string]string{"kubeflow-userid": "alice", "X-Remote-User": "alice", "X-Forwarded-User": "alice"}, 401, "unauthenticated"},
 		{"authenticator failure", Options{Authenticators: []Authenticator{broken}}, map[string]string{"Authorization": "Bearer alice-token"}, 503, "authn_unavailable"},
-		{"no authorizer", Options{Authenticators: []Authenticator{bearerAlice}}, map[string]string{"Authorization": "Bearer alice-token"}, 403, "forbidden"},
+		{"no authorizer", Options{Authenticators: []Authenticator{bearerAlice}, Auditor: allow{}}, map[string]string{"Authorization": "Bearer alice-token"}, 403, "forbidden"},
+		// The refusal cannot be recorded without an auditor: still refused.
+		{"no authorizer or auditor", Options{Authenticators: []Authenticator{bearerAlice}}, map[string]string{"Authorization": "Bearer alice-token"}, 503, "audit_unavailable"},
 		{"no auditor", Options{Authenticators: []Authenticator{bearerAlice}, Authorizer: allow{}}, map[string]string{"Authorization": "Bearer alice-token"}, 503, "audit_unavailable"},
 		{"all present", Options{Authenticators: []Authenticator{bearerAlice}, Authorizer: allow{}, Auditor: allow{}}, map[string]string{"Authorization": "Bearer alice-token"}, 200, ""},
 	} {

@@ -99,6 +99,16 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+type clientAddrKey struct{}
+
+// ClientAddr returns the address of the peer that sent this request ("" outside
+// one): the TCP peer net/http saw, never a header a client can set. It is
+// personal data: the audit log records a keyed pseudonym of it, logs never.
+func ClientAddr(ctx context.Context) string {
+	addr, _ := ctx.Value(clientAddrKey{}).(string)
+	return addr
+}
+
 // requestID gives every request a fresh random id, in the context and the
 // X-Request-Id response header. A client-sent id is ignored: it could
 // collide with another request's or smuggle text into logs.
@@ -108,7 +118,8 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		r = r.WithContext(context.WithValue(ctx, clientAddrKey{}, r.RemoteAddr))
 		if rw, ok := w.(*responseWriter); ok {
 			rw.r = r // the mux records the matched pattern on this request
 		}
@@ -176,6 +187,10 @@ func (s *Server) authenticate(rt *Route, next http.Handler) http.Handler {
 			if errors.As(err, &refused) && refused.Status < 500 {
 				// Credentials the authenticator recognised and refused
 				// (expired token, revoked, disabled account).
+				if auditErr := s.audit.AuditRefusal(r, principal.Principal{}, rt, refused); auditErr != nil {
+					writeError(w, r, s.log, auditErr)
+					return
+				}
 				if refused.Status == http.StatusUnauthorized {
 					w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 				}
@@ -201,6 +216,9 @@ func (s *Server) authorize(rt *Route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := principal.FromContext(r.Context())
 		if err := s.authz.Authorize(r.Context(), p, rt); err != nil {
+			if auditErr := s.audit.AuditRefusal(r, p, rt, err); auditErr != nil {
+				err = auditErr
+			}
 			writeError(w, r, s.log, err)
 			return
 		}

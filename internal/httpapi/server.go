@@ -24,10 +24,17 @@ type Authorizer interface {
 	Authorize(ctx context.Context, p principal.Principal, route *Route) error
 }
 
-// Auditor records an authorised request before its handler runs. If it
-// cannot record, the request does not happen.
+// Auditor is the audit step of the chain. Handlers record the changes they
+// make in the transaction that makes them; the Auditor sees the rest.
 type Auditor interface {
+	// AuditRequest runs before the handler of an authorised request and
+	// refuses it (503) when the audit log cannot take records: nothing
+	// happens unrecorded.
 	AuditRequest(r *http.Request, p principal.Principal, route *Route) error
+	// AuditRefusal records that authentication refused credentials (p is
+	// the zero Principal) or that authorisation refused p. A non-nil error
+	// (the refusal could not be recorded) is answered instead of refusal.
+	AuditRefusal(r *http.Request, p principal.Principal, route *Route, refusal error) error
 }
 
 // Route is one endpoint.
@@ -56,6 +63,11 @@ const (
 	// handler checks what the principal may see or change (its own
 	// account, the targets it holds grants on).
 	Authenticated
+	// AuditorOnly routes need the auditor role (reading the audit log,
+	// resolving pseudonyms); admin alone is not enough.
+	AuditorOnly
+	// AdminOrAuditor routes need either role (checking the chain).
+	AdminOrAuditor
 )
 
 // RoleAuthorizer enforces Route.Access. The access-control subsystem
@@ -67,8 +79,17 @@ func (RoleAuthorizer) Authorize(_ context.Context, p principal.Principal, rt *Ro
 	switch {
 	case p.ID == "":
 		return Error(http.StatusUnauthorized, "unauthenticated", "authentication required", nil)
-	case rt.Access == Authenticated, p.Admin:
+	case rt.Access == Authenticated:
 		return nil
+	case rt.Access == AuditorOnly:
+		if p.Auditor {
+			return nil
+		}
+		return Error(http.StatusForbidden, "forbidden", "this operation needs the auditor role", nil)
+	case rt.Access == AdminOrAuditor && (p.Admin || p.Auditor), rt.Access == AdminOnly && p.Admin:
+		return nil
+	case rt.Access == AdminOrAuditor:
+		return Error(http.StatusForbidden, "forbidden", "this operation needs the admin or auditor role", nil)
 	default:
 		return Error(http.StatusForbidden, "forbidden", "this operation needs the admin role", nil)
 	}
@@ -170,19 +191,11 @@ func (denyAll) Authorize(context.Context, principal.Principal, *Route) error {
 }
 
 func (denyAll) AuditRequest(*http.Request, principal.Principal, *Route) error {
-	return Error(http.StatusServiceUnavailable, "audit_unavailable", "the audit log is not available; the request was not performed", nil)
+	return errNoAuditor
 }
 
-// LogAuditor records each authorised request as a structured log line. It
-// is the interim auditor until the tamper-evident audit log replaces it;
-// it names principals by id only, never by name.
-type LogAuditor struct{ Logger *slog.Logger }
-
-// AuditRequest implements Auditor.
-func (a LogAuditor) AuditRequest(r *http.Request, p principal.Principal, rt *Route) error {
-	a.Logger.LogAttrs(r.Context(), slog.LevelInfo, "audit",
-		slog.String("request_id", RequestID(r.Context())),
-		slog.String("actor", p.ID), slog.String("actor_kind", string(p.Kind)),
-		slog.String("action", rt.Pattern))
-	return nil
+func (denyAll) AuditRefusal(*http.Request, principal.Principal, *Route, error) error {
+	return errNoAuditor
 }
+
+var errNoAuditor = Error(http.StatusServiceUnavailable, "audit_unavailable", "the audit log is not available; the request was not performed", nil)

@@ -123,7 +123,7 @@ func (d *Directory) load(ctx context.Context, id string, now time.Time) (Subject
 		if a.Disabled || a.Anonymized {
 			return ErrInactive
 		}
-		s.Principal = principal.Principal{ID: a.ID, Kind: principal.User, Name: a.Name, Admin: a.Admin}
+		s.Principal = principal.Principal{ID: a.ID, Kind: principal.User, Name: a.Name, Admin: a.Admin, Auditor: a.Auditor}
 		s.MustChangePassword = a.MustChangePassword
 		return nil
 	})

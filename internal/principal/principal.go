@@ -28,6 +28,8 @@ type Principal struct {
 	Name   string
 	Groups []string
 	Admin  bool
+	// Auditor may read the audit log and resolve pseudonyms.
+	Auditor bool
 }
 
 type contextKey struct{}

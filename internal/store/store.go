@@ -121,6 +121,9 @@ type Account struct {
 	Email        string // "" when not given
 	PasswordHash string
 	Admin        bool
+	// Auditor may read the whole audit log and resolve pseudonyms. It is
+	// separate from Admin: reading who did what is a duty of its own.
+	Auditor bool
 	// MustChangePassword is set when the password was generated or reset by
 	// someone other than the user.
 	MustChangePassword bool
@@ -342,7 +345,7 @@ type Grant struct {
 //
 // Records and checkpoints are append-only: the store offers no way to
 // change or delete them, and backends refuse it below the API too (SQLite:
-// triggers). Pruning will come with a signed "prune" checkpoint.
+// triggers), except pruning below a signed "prune" checkpoint.
 type Audit interface {
 	// AppendAuditRecord inserts r; ErrConflict if r.Seq is taken (another
 	// transaction appended first: retry the whole transaction).
@@ -360,17 +363,42 @@ type Audit interface {
 	// order they were added.
 	AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
 
+	// FindAuditRecords returns up to q.Limit (> 0) records matching q in
+	// Seq order (exports, a subject's own records).
+	FindAuditRecords(ctx context.Context, q AuditQuery) ([]AuditRecord, error)
+	// FirstAuditSeqAt returns the lowest Seq of a record with Time at or
+	// after t; ok is false when there is none.
+	FirstAuditSeqAt(ctx context.Context, t time.Time) (seq uint64, ok bool, err error)
+	// PruneAuditRecords deletes every record with Seq <= throughSeq and
+	// returns how many. Backends refuse it unless a prune checkpoint at
+	// throughSeq or above exists (add it first, in the same transaction).
+	PruneAuditRecords(ctx context.Context, throughSeq uint64) (int64, error)
+
 	// SetPseudonymSecret stores the secret that subjectID's pseudonym is
-	// keyed with. It is opaque to the store (callers seal it under the
-	// master key); ErrConflict if the subject has one already, because
-	// replacing it would silently unlink the subject from their records.
-	SetPseudonymSecret(ctx context.Context, subjectID string, secret []byte) error
+	// keyed with, and the pseudonym itself (so it can be resolved). The
+	// secret is opaque to the store (callers seal it under the master
+	// key); ErrConflict if the subject has one already, because replacing
+	// it would silently unlink the subject from their records.
+	SetPseudonymSecret(ctx context.Context, subjectID, pseudonym string, secret []byte) error
 	// PseudonymSecret returns the secret of subjectID, or ErrNotFound.
 	PseudonymSecret(ctx context.Context, subjectID string) ([]byte, error)
+	// SubjectByPseudonym returns the subject a pseudonym stands for, or
+	// ErrNotFound (never existed, or erased).
+	SubjectByPseudonym(ctx context.Context, pseudonym string) (string, error)
 	// DeletePseudonymSecret removes the secret of subjectID (erasure by
 	// crypto-shredding: their records stay, but can no longer be linked to
 	// them); ErrNotFound if there is none.
 	DeletePseudonymSecret(ctx context.Context, subjectID string) error
+}
+
+// AuditQuery selects audit records. Zero fields do not filter.
+type AuditQuery struct {
+	AfterSeq uint64
+	// Since keeps records whose Time is at or after it.
+	Since time.Time
+	// Subject keeps records whose actor or target id is this pseudonym.
+	Subject string
+	Limit   int
 }
 
 // AuditRecord is one entry of the audit log: the event's fields as columns

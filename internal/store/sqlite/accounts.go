@@ -33,7 +33,7 @@ type accounts struct {
 var _ store.Accounts = accounts{}
 
 // accountColumns are the columns scanAccount reads, in its order.
-const accountColumns = `id, name, email, password_hash, admin, must_change_password,
+const accountColumns = `id, name, email, password_hash, admin, auditor, must_change_password,
 	disabled, anonymized, totp_secret, totp_last_step, created_at`
 
 // scanAccount reads one row of accountColumns.
@@ -42,7 +42,7 @@ func scanAccount(row interface{ Scan(...any) error }) (store.Account, error) {
 		a       store.Account
 		created string
 	)
-	err := row.Scan(&a.ID, &a.Name, &a.Email, &a.PasswordHash, &a.Admin, &a.MustChangePassword,
+	err := row.Scan(&a.ID, &a.Name, &a.Email, &a.PasswordHash, &a.Admin, &a.Auditor, &a.MustChangePassword,
 		&a.Disabled, &a.Anonymized, &a.TOTPSecret, &a.TOTPLastStep, &created)
 	if err != nil {
 		return store.Account{}, err
@@ -66,10 +66,10 @@ func nullBlob(b []byte) []byte {
 
 func (r accounts) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := r.tx.ExecContext(ctx, `INSERT INTO accounts
-		(id, name, email, password_hash, admin, must_change_password,
+		(id, name, email, password_hash, admin, auditor, must_change_password,
 		 disabled, anonymized, totp_secret, totp_last_step, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.Name, a.Email, a.PasswordHash, a.Admin, a.MustChangePassword,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Name, a.Email, a.PasswordHash, a.Admin, a.Auditor, a.MustChangePassword,
 		a.Disabled, a.Anonymized, nullBlob(a.TOTPSecret), a.TOTPLastStep, formatTime(a.CreatedAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create account %s: id or name taken: %w", a.ID, store.ErrConflict)
@@ -127,9 +127,9 @@ func (r accounts) ListAccounts(ctx context.Context) ([]store.Account, error) {
 // UpdateAccount leaves the new name out of its errors, like AccountByName.
 func (r accounts) UpdateAccount(ctx context.Context, a store.Account) error {
 	res, err := r.tx.ExecContext(ctx, `UPDATE accounts SET name = ?, email = ?, password_hash = ?,
-		admin = ?, must_change_password = ?, disabled = ?, anonymized = ?,
+		admin = ?, auditor = ?, must_change_password = ?, disabled = ?, anonymized = ?,
 		totp_secret = ?, totp_last_step = ? WHERE id = ?`,
-		a.Name, a.Email, a.PasswordHash, a.Admin, a.MustChangePassword, a.Disabled, a.Anonymized,
+		a.Name, a.Email, a.PasswordHash, a.Admin, a.Auditor, a.MustChangePassword, a.Disabled, a.Anonymized,
 		nullBlob(a.TOTPSecret), a.TOTPLastStep, a.ID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("update account %s: name taken: %w", a.ID, store.ErrConflict)

@@ -14,7 +14,7 @@ import (
 )
 
 // audit implements store.Audit on the audit_records, audit_checkpoints and
-// pseudonym_secrets tables (migration 0006). The event is kept as columns,
+// pseudonym_secrets tables (migrations 0006 and 0007). The event is kept as columns,
 // one per field of store.AuditRecord, times as text in timeLayout.
 type audit struct {
 	tx *sql.Tx
@@ -173,12 +173,12 @@ func (r audit) AuditCheckpoints(ctx context.Context) ([]store.AuditCheckpoint, e
 	return list, nil
 }
 
-func (r audit) SetPseudonymSecret(ctx context.Context, subjectID string, secret []byte) error {
-	if subjectID == "" || len(secret) == 0 {
-		return errors.New("set pseudonym secret: empty subject or secret")
+func (r audit) SetPseudonymSecret(ctx context.Context, subjectID, pseudonym string, secret []byte) error {
+	if subjectID == "" || pseudonym == "" || len(secret) == 0 {
+		return errors.New("set pseudonym secret: empty subject, pseudonym or secret")
 	}
-	_, err := r.tx.ExecContext(ctx, `INSERT INTO pseudonym_secrets (subject_id, secret) VALUES (?, ?)`,
-		subjectID, secret)
+	_, err := r.tx.ExecContext(ctx, `INSERT INTO pseudonym_secrets (subject_id, pseudonym, secret) VALUES (?, ?, ?)`,
+		subjectID, pseudonym, secret)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("set pseudonym secret of %s: %w", subjectID, store.ErrConflict)
 	}
@@ -186,6 +186,88 @@ func (r audit) SetPseudonymSecret(ctx context.Context, subjectID string, secret 
 		return fmt.Errorf("set pseudonym secret of %s: %w", subjectID, classify(err))
 	}
 	return nil
+}
+
+func (r audit) SubjectByPseudonym(ctx context.Context, pseudonym string) (string, error) {
+	var subject string
+	err := r.tx.QueryRowContext(ctx, `SELECT subject_id FROM pseudonym_secrets WHERE pseudonym = ?`, pseudonym).Scan(&subject)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("pseudonym %s: %w", pseudonym, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("pseudonym %s: %w", pseudonym, classify(err))
+	}
+	return subject, nil
+}
+
+func (r audit) FindAuditRecords(ctx context.Context, q store.AuditQuery) ([]store.AuditRecord, error) {
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("find audit records: limit %d must be positive", q.Limit)
+	}
+	after, err := seqArg(q.AfterSeq)
+	if err != nil {
+		return nil, nil // nothing can follow the largest sequence number
+	}
+	query, args := `SELECT `+auditRecordColumns+` FROM audit_records WHERE seq > ?`, []any{after}
+	if !q.Since.IsZero() {
+		query, args = query+` AND time >= ?`, append(args, formatTime(q.Since))
+	}
+	if q.Subject != "" {
+		// Two indexed lookups rather than one OR, which SQLite would scan.
+		query = `SELECT ` + auditRecordColumns + ` FROM (` +
+			query + ` AND actor = ? UNION ` + query + ` AND target_id = ?)`
+		both := make([]any, 0, 2*len(args)+2)
+		both = append(append(both, args...), q.Subject)
+		args = append(append(both, args...), q.Subject)
+	}
+	rows, err := r.tx.QueryContext(ctx, query+` ORDER BY seq LIMIT ?`, append(args, q.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("find audit records: %w", classify(err))
+	}
+	defer rows.Close()
+	var list []store.AuditRecord
+	for rows.Next() {
+		rec, err := scanAuditRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find audit records: %w", classify(err))
+		}
+		list = append(list, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find audit records: %w", classify(err))
+	}
+	return list, nil
+}
+
+func (r audit) FirstAuditSeqAt(ctx context.Context, t time.Time) (uint64, bool, error) {
+	var seq sql.NullInt64
+	err := r.tx.QueryRowContext(ctx, `SELECT min(seq) FROM audit_records WHERE time >= ?`, formatTime(t)).Scan(&seq)
+	if err != nil {
+		return 0, false, fmt.Errorf("first audit record at %v: %w", t, classify(err))
+	}
+	if !seq.Valid || seq.Int64 < 0 {
+		return 0, false, nil
+	}
+	return uint64(seq.Int64), true, nil
+}
+
+func (r audit) PruneAuditRecords(ctx context.Context, throughSeq uint64) (int64, error) {
+	through, err := seqArg(throughSeq)
+	if err != nil {
+		return 0, err
+	}
+	res, err := r.tx.ExecContext(ctx, `DELETE FROM audit_records WHERE seq <= ?`, through)
+	if isTriggerViolation(err) {
+		return 0, fmt.Errorf("prune audit records through %d: no prune checkpoint covers them: %w", throughSeq, store.ErrConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("prune audit records through %d: %w", throughSeq, classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune audit records through %d: %w", throughSeq, classify(err))
+	}
+	return n, nil
 }
 
 func (r audit) PseudonymSecret(ctx context.Context, subjectID string) ([]byte, error) {

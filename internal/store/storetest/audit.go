@@ -219,13 +219,13 @@ func testPseudonymSecrets(t *testing.T, s store.Store) {
 		if err := a.DeletePseudonymSecret(ctx, "id-alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("DeletePseudonymSecret of unknown = %v, want ErrNotFound", err)
 		}
-		if err := a.SetPseudonymSecret(ctx, "id-alice", secret); err != nil {
+		if err := a.SetPseudonymSecret(ctx, "id-alice", "p-alice", secret); err != nil {
 			return err
 		}
-		return a.SetPseudonymSecret(ctx, "sa-bob", []byte("other"))
+		return a.SetPseudonymSecret(ctx, "sa-bob", "p-bob", []byte("other"))
 	})
 	err := s.InTx(ctx, func(tx store.Tx) error {
-		return tx.Audit().SetPseudonymSecret(ctx, "id-alice", []byte("replacement"))
+		return tx.Audit().SetPseudonymSecret(ctx, "id-alice", "p-alice2", []byte("replacement"))
 	})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Errorf("SetPseudonymSecret twice = %v, want ErrConflict", err)
@@ -236,11 +236,17 @@ func testPseudonymSecrets(t *testing.T, s store.Store) {
 		if err != nil || !bytes.Equal(got, secret) {
 			t.Errorf("PseudonymSecret = %q, %v; want %q", got, err, secret)
 		}
+		if sub, err := a.SubjectByPseudonym(ctx, "p-alice"); err != nil || sub != "id-alice" {
+			t.Errorf("SubjectByPseudonym = %q, %v; want id-alice", sub, err)
+		}
 		if err := a.DeletePseudonymSecret(ctx, "id-alice"); err != nil {
 			return err
 		}
 		if _, err := a.PseudonymSecret(ctx, "id-alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("PseudonymSecret after delete = %v, want ErrNotFound", err)
+		}
+		if _, err := a.SubjectByPseudonym(ctx, "p-alice"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SubjectByPseudonym after delete = %v, want ErrNotFound", err)
 		}
 		if got, err := a.PseudonymSecret(ctx, "sa-bob"); err != nil || string(got) != "other" {
 			t.Errorf("other subject's secret = %q, %v", got, err)
