@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/principal"
@@ -82,7 +83,18 @@ type Recorder struct {
 	sourceKey []byte
 	request   func(ctx context.Context) RequestInfo
 	now       func() time.Time
+
+	// Pseudonyms of committed secrets, so most records need no lookup.
+	// Writers are serialised by the store (one write transaction at a
+	// time), which is what makes the rules in PseudonymOf sufficient.
+	mu       sync.Mutex
+	cache    map[string]string   // subject id → pseudonym
+	creating map[string]store.Tx // subject id → transaction that created its secret, until seen committed
+	erasures uint64              // bumped by Erase: a lookup that raced one does not cache
 }
+
+// maxCached bounds the pseudonym cache; it is emptied when full.
+const maxCached = 100_000
 
 // NewRecorder returns a Recorder writing to o.Store.
 func NewRecorder(o RecorderOptions) (*Recorder, error) {
@@ -100,6 +112,7 @@ func NewRecorder(o RecorderOptions) (*Recorder, error) {
 	}
 	return &Recorder{
 		store: o.Store, sealer: o.Sealer, sourceKey: o.SourceKey, request: o.Request, now: o.Now,
+		cache: make(map[string]string), creating: make(map[string]store.Tx),
 	}, nil
 }
 
@@ -214,13 +227,23 @@ func (r *Recorder) append(ctx context.Context, tx store.Tx, d draft) error {
 }
 
 // PseudonymOf returns the pseudonym of subjectID, creating the subject's
-// secret (sealed under the master key) in tx on first use. Nothing is
-// cached: a secret created in a transaction that rolls back, or erased by
-// another, must never be used again, and a lookup costs microseconds
-// next to the commit it is part of.
+// secret (sealed under the master key) in tx on first use.
+//
+// Only pseudonyms of committed secrets are cached: a secret created in tx
+// is not cached while tx may still roll back (reading it again in tx does
+// not count: it is remembered as created by tx); seeing it from another
+// transaction means it committed. Erase drops the entry, and a lookup that
+// overlapped an Erase does not cache what it read.
 func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID string) (string, error) {
 	if subjectID == "" {
 		return "", fmt.Errorf("audit: %w: empty subject id", ErrInvalidEvent)
+	}
+	r.mu.Lock()
+	p, ok := r.cache[subjectID]
+	gen := r.erasures
+	r.mu.Unlock()
+	if ok {
+		return p, nil
 	}
 	a := tx.Audit()
 	sealed, err := a.PseudonymSecret(ctx, subjectID)
@@ -230,7 +253,9 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 		if err != nil {
 			return "", fmt.Errorf("audit: pseudonym secret: %w: %w", ErrWrite, err)
 		}
-		return Pseudonym(secret, subjectID), nil
+		p := Pseudonym(secret, subjectID)
+		r.remember(subjectID, p, tx, gen)
+		return p, nil
 	case errors.Is(err, store.ErrNotFound):
 		secret, err := NewPseudonymSecret()
 		if err != nil {
@@ -244,10 +269,35 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 		if err := a.SetPseudonymSecret(ctx, subjectID, p, sealed); err != nil {
 			return "", fmt.Errorf("audit: pseudonym secret: %w: %w", ErrWrite, err)
 		}
+		r.mu.Lock()
+		if len(r.creating) >= maxCached {
+			clear(r.creating) // creations that rolled back; forgetting one only costs a lookup
+		}
+		r.creating[subjectID] = tx
+		r.mu.Unlock()
 		return p, nil
 	default:
 		return "", fmt.Errorf("audit: pseudonym secret: %w: %w", ErrWrite, err)
 	}
+}
+
+// remember caches p for subjectID, read in tx, if it is known committed.
+func (r *Recorder) remember(subjectID, p string, tx store.Tx, gen uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if creator, ok := r.creating[subjectID]; ok {
+		if creator == tx {
+			return // created by tx itself: not committed yet
+		}
+		delete(r.creating, subjectID)
+	}
+	if r.erasures != gen {
+		return
+	}
+	if len(r.cache) >= maxCached {
+		clear(r.cache)
+	}
+	r.cache[subjectID] = p
 }
 
 // ErrUnknownPseudonym means a pseudonym does not resolve: it never
@@ -288,6 +338,10 @@ func (r *Recorder) Resolve(ctx context.Context, tx store.Tx, pseudonym string) (
 // pseudonym to them any more. A subject without a secret (never recorded)
 // is not an error.
 func (r *Recorder) Erase(ctx context.Context, tx store.Tx, subjectID string) error {
+	r.mu.Lock()
+	delete(r.cache, subjectID)
+	r.erasures++
+	r.mu.Unlock()
 	err := tx.Audit().DeletePseudonymSecret(ctx, subjectID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("erase pseudonym secret: %w: %w", ErrWrite, err)

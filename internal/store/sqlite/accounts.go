@@ -12,7 +12,8 @@ import (
 
 // sqliteTx is the store.Tx handed to InTx callbacks.
 type sqliteTx struct {
-	tx *sql.Tx
+	tx    *sql.Tx
+	stmts *stmtCache
 }
 
 var _ store.Tx = (*sqliteTx)(nil)
@@ -23,7 +24,7 @@ func (t *sqliteTx) ServiceAccounts() store.ServiceAccounts { return serviceAccou
 func (t *sqliteTx) Sessions() store.Sessions               { return sessions{tx: t.tx} }
 func (t *sqliteTx) Domains() store.Domains                 { return domains{tx: t.tx} }
 func (t *sqliteTx) Grants() store.Grants                   { return grants{tx: t.tx} }
-func (t *sqliteTx) Audit() store.Audit                     { return audit{tx: t.tx} }
+func (t *sqliteTx) Audit() store.Audit                     { return audit{tx: t.tx, stmts: t.stmts} }
 
 // accounts implements store.Accounts on the accounts table.
 type accounts struct {

@@ -17,7 +17,8 @@ import (
 // pseudonym_secrets tables (migrations 0006 and 0007). The event is kept as columns,
 // one per field of store.AuditRecord, times as text in timeLayout.
 type audit struct {
-	tx *sql.Tx
+	tx    *sql.Tx
+	stmts *stmtCache
 }
 
 var _ store.Audit = audit{}
@@ -63,8 +64,12 @@ func (r audit) AppendAuditRecord(ctx context.Context, rec store.AuditRecord) err
 	if err != nil {
 		return err
 	}
-	_, err = r.tx.ExecContext(ctx, `INSERT INTO audit_records (`+auditRecordColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	stmt, err := r.stmts.in(ctx, r.tx, `INSERT INTO audit_records (`+auditRecordColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append audit record %d: %w", rec.Seq, err)
+	}
+	_, err = stmt.ExecContext(ctx,
 		seq, formatTime(rec.Time), rec.Actor, rec.ActorKind, rec.Source, rec.Action, rec.TargetKind,
 		rec.TargetDomain, rec.TargetID, rec.Outcome, rec.Reason, rec.RequestID,
 		notNullBlob(rec.PrevHash), notNullBlob(rec.Hash))
@@ -88,8 +93,11 @@ func notNullBlob(b []byte) []byte {
 }
 
 func (r audit) AuditHead(ctx context.Context) (store.AuditRecord, bool, error) {
-	rec, err := scanAuditRecord(r.tx.QueryRowContext(ctx,
-		`SELECT `+auditRecordColumns+` FROM audit_records ORDER BY seq DESC LIMIT 1`))
+	stmt, err := r.stmts.in(ctx, r.tx, `SELECT `+auditRecordColumns+` FROM audit_records ORDER BY seq DESC LIMIT 1`)
+	if err != nil {
+		return store.AuditRecord{}, false, fmt.Errorf("audit head: %w", err)
+	}
+	rec, err := scanAuditRecord(stmt.QueryRowContext(ctx))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.AuditRecord{}, false, nil
 	}
@@ -272,7 +280,11 @@ func (r audit) PruneAuditRecords(ctx context.Context, throughSeq uint64) (int64,
 
 func (r audit) PseudonymSecret(ctx context.Context, subjectID string) ([]byte, error) {
 	var secret []byte
-	err := r.tx.QueryRowContext(ctx, `SELECT secret FROM pseudonym_secrets WHERE subject_id = ?`, subjectID).Scan(&secret)
+	stmt, err := r.stmts.in(ctx, r.tx, `SELECT secret FROM pseudonym_secrets WHERE subject_id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym secret of %s: %w", subjectID, err)
+	}
+	err = stmt.QueryRowContext(ctx, subjectID).Scan(&secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("pseudonym secret of %s: %w", subjectID, store.ErrNotFound)
 	}
@@ -343,5 +355,5 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &Store{db: db, path: path, version: version}, nil
+	return &Store{db: db, path: path, version: version, stmts: newStmtCache(db)}, nil
 }

@@ -38,6 +38,7 @@ type Store struct {
 	path    string
 	version int // schema version Open migrated to; Ping checks it
 	closed  atomic.Bool
+	stmts   *stmtCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -56,7 +57,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
 	}
-	return &Store{db: db, path: path, version: version}, nil
+	return &Store{db: db, path: path, version: version, stmts: newStmtCache(db)}, nil
 }
 
 // openDB creates the file if needed and returns a configured, unmigrated pool.
@@ -132,7 +133,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	if err := fn(&sqliteTx{tx: sqlTx}); err != nil {
+	if err := fn(&sqliteTx{tx: sqlTx, stmts: s.stmts}); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

@@ -15,9 +15,9 @@ CREATE TABLE pseudonym_secrets (
 ) STRICT;
 
 -- A subject's own records (export, Art. 15) and exports by time.
-CREATE INDEX audit_records_actor ON audit_records(actor, seq);
-CREATE INDEX audit_records_target_id ON audit_records(target_id, seq);
-CREATE INDEX audit_records_time ON audit_records(time);
+-- CREATE INDEX audit_records_actor ON audit_records(actor, seq);
+-- CREATE INDEX audit_records_target_id ON audit_records(target_id, seq);
+-- CREATE INDEX audit_records_time ON audit_records(time);
 
 -- Records may be deleted only at or below the sequence number of a prune
 -- checkpoint (retention). A forged prune checkpoint lets someone with SQL
