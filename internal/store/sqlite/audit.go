@@ -221,12 +221,7 @@ func (r audit) FindAuditRecords(ctx context.Context, q store.AuditQuery) ([]stor
 		query, args = query+` AND time >= ?`, append(args, formatTime(q.Since))
 	}
 	if q.Subject != "" {
-		// Two indexed lookups rather than one OR, which SQLite would scan.
-		query = `SELECT ` + auditRecordColumns + ` FROM (` +
-			query + ` AND actor = ? UNION ` + query + ` AND target_id = ?)`
-		both := make([]any, 0, 2*len(args)+2)
-		both = append(append(both, args...), q.Subject)
-		args = append(append(both, args...), q.Subject)
+		query, args = query+` AND (actor = ? OR target_id = ?)`, append(args, q.Subject, q.Subject)
 	}
 	rows, err := r.tx.QueryContext(ctx, query+` ORDER BY seq LIMIT ?`, append(args, q.Limit)...)
 	if err != nil {

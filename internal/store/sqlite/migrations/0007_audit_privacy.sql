@@ -14,10 +14,9 @@ CREATE TABLE pseudonym_secrets (
     secret     BLOB NOT NULL CHECK (length(secret) > 0)
 ) STRICT;
 
--- A subject's own records (export, Art. 15) and exports by time.
--- CREATE INDEX audit_records_actor ON audit_records(actor, seq);
--- CREATE INDEX audit_records_target_id ON audit_records(target_id, seq);
--- CREATE INDEX audit_records_time ON audit_records(time);
+-- No indexes on audit_records beyond seq: every change appends a record,
+-- and each index would add to that cost. Exports by subject or time and
+-- pruning are rare and scan instead.
 
 -- Records may be deleted only at or below the sequence number of a prune
 -- checkpoint (retention). A forged prune checkpoint lets someone with SQL
