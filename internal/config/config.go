@@ -38,6 +38,7 @@ type Config struct {
 	TLS        TLS
 	HTTP       HTTP
 	Identity   Identity
+	Audit      Audit
 	LogLevel   slog.Level
 	// AdminPassword comes only from RAMPART_ADMIN_PASSWORD (never a flag or
 	// file, which could leak through ps or backups). It sets the bootstrap
@@ -115,6 +116,7 @@ func Default() Config {
 			BruteForce:          bruteforce.DefaultConfig(),
 			HashProcesses:       true,
 		},
+		Audit:    DefaultAudit(),
 		LogLevel: slog.LevelInfo,
 	}
 }
@@ -192,6 +194,7 @@ func (c Config) Validate() error {
 	}
 
 	errs = append(errs, c.Identity.validate()...)
+	errs = append(errs, c.Audit.validate()...)
 
 	if c.AdminPassword != "" {
 		if err := password.CheckPolicy(c.AdminPassword, "admin"); err != nil {

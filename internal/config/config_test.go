@@ -267,3 +267,46 @@ func TestFederationFile(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditOptions(t *testing.T) {
+	t.Parallel()
+	env := func(string) (string, bool) { return "", false }
+	base := []string{"--data-dir", t.TempDir()}
+	c, err := Load(base, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audit != DefaultAudit() || c.Audit.QueueFull != QueueRefuse || c.Audit.InferenceSampleRate != 0.01 {
+		t.Errorf("audit defaults = %+v", c.Audit)
+	}
+	file := filepath.Join(t.TempDir(), "audit.jsonl")
+	c, err = Load(append(base, "--audit-checkpoint-records", "50", "--audit-checkpoint-interval", "10s",
+		"--audit-file", file, "--audit-stdout", "--audit-queue-size", "500", "--audit-queue-full", "drop",
+		"--audit-inference-sample-rate", "0.5", "--audit-retention", "720h"), env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Audit{CheckpointRecords: 50, CheckpointInterval: 10 * time.Second, File: file, Stdout: true,
+		QueueSize: 500, QueueFull: QueueDrop, InferenceSampleRate: 0.5, Retention: 720 * time.Hour}
+	if c.Audit != want {
+		t.Errorf("audit settings = %+v, want %+v", c.Audit, want)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--audit-checkpoint-records", "0"}, "audit-checkpoint-records"},
+		{[]string{"--audit-checkpoint-interval", "10ms"}, "audit-checkpoint-interval"},
+		{[]string{"--audit-file", "relative.jsonl"}, "absolute"},
+		{[]string{"--audit-queue-size", "5"}, "audit-queue-size"},
+		{[]string{"--audit-queue-full", "block"}, "audit-queue-full"},
+		{[]string{"--audit-inference-sample-rate", "1.5"}, "audit-inference-sample-rate"},
+		{[]string{"--audit-inference-sample-rate", "lots"}, "not a number"},
+		{[]string{"--audit-retention", "1h"}, "audit-retention"},
+	} {
+		_, err := Load(append(base, tt.args...), env, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want it to mention %q", tt.args, err, tt.want)
+		}
+	}
+}

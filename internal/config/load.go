@@ -155,7 +155,8 @@ func options(c *Config) []option {
 		{name: "idle-timeout", usage: "how long an idle keep-alive connection stays open", value: &value{set: dur(&c.HTTP.IdleTimeout), show: func() string { return c.HTTP.IdleTimeout.String() }}},
 		{name: "shutdown-timeout", usage: "how long SIGTERM waits for in-flight requests", value: &value{set: dur(&c.HTTP.ShutdownTimeout), show: func() string { return c.HTTP.ShutdownTimeout.String() }}},
 	}
-	return append(o, identityOptions(c, str, dur)...)
+	o = append(o, identityOptions(c, str, dur)...)
+	return append(o, auditOptions(c, str, dur)...)
 }
 
 // identityOptions bind the Identity settings.
