@@ -109,6 +109,9 @@ func dsn(path string) (string, error) {
 	// With WAL, NORMAL cannot corrupt the file; power loss may drop the last
 	// commits. Far fewer fsyncs than FULL.
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Deleted rows are overwritten with zeros, so an erased user's name
+	// does not linger in free pages of the file (docs/PRIVACY.md).
+	q.Add("_pragma", "secure_delete(1)")
 	// BEGIN IMMEDIATE takes the write lock up front: a deferred transaction
 	// that reads and then writes can fail with SQLITE_BUSY mid-way, where
 	// busy_timeout cannot help.
