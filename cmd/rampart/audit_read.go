@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rampart-ml/rampart/internal/app"
 )
 
 const (
@@ -42,9 +44,6 @@ const (
 	recordsPath = "/api/v1/audit/records"
 	// recordsPageSize is the most the server gives in one answer.
 	recordsPageSize = 10_000
-	// auditHeadHeader is where the server says the seq of its newest
-	// record (app.AuditHeadHeader).
-	auditHeadHeader = "Rampart-Audit-Head-Seq"
 	// maxRecordLine bounds one JSON line from the server.
 	maxRecordLine = 1 << 20
 )
@@ -183,10 +182,10 @@ func (s *session) readRecords(ctx context.Context, q url.Values, out io.Writer, 
 	var page recordPage
 	err := s.getStream(ctx, recordsPath+"?"+q.Encode(), func(res *http.Response) error {
 		page = recordPage{}
-		if h := res.Header.Get(auditHeadHeader); h != "" {
+		if h := res.Header.Get(app.AuditHeadHeader); h != "" {
 			n, err := strconv.ParseUint(h, 10, 64)
 			if err != nil {
-				return fmt.Errorf("the server's %s header %q is not a number", auditHeadHeader, h)
+				return fmt.Errorf("the server's %s header %q is not a number", app.AuditHeadHeader, h)
 			}
 			page.head = n
 		}
