@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/audit"
@@ -21,33 +20,23 @@ import (
 )
 
 const (
-	auditSynopsis       = "rampart audit verify --data-dir DIR [--public-key FILE]"
+	auditSynopsis       = "rampart audit verify|export|tail|resolve [flags]"
 	auditVerifySynopsis = "rampart audit verify --data-dir DIR [--public-key FILE]\n\n" +
 		"Checks the whole audit log offline: the hash chain of every record and the\n" +
 		"signature of every checkpoint. Exit status: 0 intact; 1 not intact (the first\n" +
 		"bad record is named) or not readable; 2 a wrong command line."
 )
 
-func auditCmd(ctx context.Context, args []string, stdout io.Writer, env func(string) (string, bool)) error {
-	sub, rest := "", args
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, rest = args[0], args[1:]
-	}
-	switch sub {
-	case "verify":
-		return auditVerify(ctx, rest, stdout, env)
-	case "help":
-		fmt.Fprintf(stdout, "Usage: %s\n\n  verify   check the audit log's hash chain and checkpoint signatures (offline)\n", auditSynopsis)
-		return nil
-	case "":
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fmt.Fprintf(stdout, "Usage: %s\n", auditSynopsis)
-			return nil
-		}
-		return usageError("missing subcommand: %s", auditSynopsis)
-	default:
-		return usageError("unknown subcommand %q: %s", sub, auditSynopsis)
-	}
+func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
+	return runAccessSubcommand(ctx, auditSynopsis, []accessSubcommand{
+		{"verify", "check the audit log's hash chain and checkpoint signatures (offline, on the server's machine)",
+			func(ctx context.Context, args []string, stdout, _ io.Writer, env func(string) (string, bool)) error {
+				return auditVerify(ctx, args, stdout, env)
+			}},
+		{"export", "write the audit records as JSON lines (auditor)", auditExport},
+		{"tail", "follow the audit log: print new records as JSON lines until interrupted (auditor)", auditTail},
+		{"resolve", "tell whom a pseudonym stands for while its subject exists (auditor)", auditResolve},
+	}, args, stdout, stderr, env)
 }
 
 func auditVerify(ctx context.Context, args []string, stdout io.Writer, env func(string) (string, bool)) error {

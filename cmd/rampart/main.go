@@ -62,7 +62,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	case "access":
 		err = accessCmd(ctx, rest, stdout, stderr, env)
 	case "audit":
-		err = auditCmd(ctx, rest, stdout, env)
+		err = auditCmd(ctx, rest, stdout, stderr, env)
+	case "account":
+		err = accountCmd(ctx, rest, stdout, stderr, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -98,6 +100,9 @@ Usage:
   rampart grants list|add|revoke         list, give and revoke privileges on domains
   rampart access check [flags]           may a subject act on a target? (exit 0 allowed, 3 denied)
   rampart audit verify --data-dir DIR    check the audit log offline (exit 0 intact, 1 not: names the first bad record)
+  rampart audit export|tail [flags]      write the audit records as JSON lines; follow new ones (auditor)
+  rampart audit resolve PSEUDONYM        whom a pseudonym stands for (auditor)
+  rampart account export                 everything the server holds about you, as JSON
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)

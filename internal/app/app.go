@@ -150,7 +150,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	})
 	id.provider.Mount(a.api)
 	id.accounts.Mount(a.api)
-	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory, Logger: log})
+	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory, Recorder: a.recorder})
 	a.authz.Mount(a.api)
 	a.mountAudit()
 

@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/access"
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/principal"
@@ -23,15 +23,18 @@ type Options struct {
 	Store     store.Store
 	Cache     *Cache
 	Directory *identity.Directory
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Recorder writes the audit records of domain and grant changes,
+	// refused grant changes and Require's denials. It is required:
+	// without one, every change and every denial is refused with 503,
+	// because nothing may happen unrecorded.
+	Recorder *audit.Recorder
+	Now      func() time.Time
 }
 
 // Service serves domains, grants and access checks, and answers other
 // subsystems' questions about targets (Require, Allowed).
 type Service struct {
 	opt Options
-	log *slog.Logger
 	now func() time.Time
 }
 
@@ -40,10 +43,7 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Service{opt: o, log: o.Logger, now: o.Now}
+	return &Service{opt: o, now: o.Now}
 }
 
 // Mount registers the routes.
@@ -64,21 +64,25 @@ func (s *Service) Mount(api *httpapi.Server) {
 
 // Require returns nil if p holds want on t. Otherwise it returns a 404
 // when p may not even read t (so nobody learns the names of targets they
-// cannot see) and a 403 when p can see t but lacks want.
+// cannot see) and a 403 when p can see t but lacks want. Every denial is
+// recorded ("access.deny"); when the record cannot be taken, Require
+// returns that error (503) instead.
 func (s *Service) Require(ctx context.Context, p principal.Principal, t access.Target, want access.Privilege) error {
 	pol, err := s.opt.Cache.Policy(ctx)
 	if err != nil {
 		return err
 	}
 	d := pol.Decide(RequesterOf(p), t, want)
-	switch {
-	case d.Allowed:
+	if d.Allowed {
 		return nil
-	case d.Effective >= access.Read:
-		return httpapi.Error(http.StatusForbidden, "forbidden", fmt.Sprintf("this needs %s on the %s's domain", want, t.Kind), nil)
-	default:
-		return httpapi.Error(http.StatusNotFound, "not_found", fmt.Sprintf("%s not found", t.Kind), nil)
 	}
+	if err := s.submit(ctx, denialEntry(p, t, want)); err != nil {
+		return err
+	}
+	if d.Effective >= access.Read {
+		return httpapi.Error(http.StatusForbidden, "forbidden", fmt.Sprintf("this needs %s on the %s's domain", want, t.Kind), nil)
+	}
+	return httpapi.Error(http.StatusNotFound, "not_found", fmt.Sprintf("%s not found", t.Kind), nil)
 }
 
 // ---- domains ----
@@ -128,7 +132,12 @@ func (s *Service) createDomain(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	d := store.Domain{Name: in.Name, CreatedBy: principalOf(r).ID, CreatedAt: s.now()}
-	err := s.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.Domains().CreateDomain(ctx, d) })
+	err := s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Domains().CreateDomain(ctx, d); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, domainEntry(actionDomainCreate, d.Name))
+	})
 	if errors.Is(err, store.ErrConflict) {
 		return httpapi.Error(http.StatusConflict, "domain_exists", "a domain with this name exists", nil)
 	}
@@ -136,7 +145,6 @@ func (s *Service) createDomain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.opt.Cache.Invalidate()
-	s.record(r, "domain_created", "domain", d.Name)
 	httpapi.WriteJSON(w, http.StatusCreated, Domain{Name: d.Name, CreatedAt: d.CreatedAt})
 	return nil
 }
@@ -147,7 +155,12 @@ func (s *Service) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Error(http.StatusNotFound, "not_found", "domain not found", nil)
 	}
 	ctx := r.Context()
-	err := s.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.Domains().DeleteDomain(ctx, name) })
+	err := s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Domains().DeleteDomain(ctx, name); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, domainEntry(actionDomainDelete, name))
+	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return httpapi.Error(http.StatusNotFound, "not_found", "domain not found", nil)
@@ -157,7 +170,6 @@ func (s *Service) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.opt.Cache.Invalidate()
-	s.record(r, "domain_deleted", "domain", name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -242,11 +254,19 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req := requester(r)
+	// refuse records a refused grant and answers he, or the audit error
+	// when the refusal cannot be recorded.
+	refuse := func(outcome string, he *httpapi.HTTPError) error {
+		if err := s.write(ctx, grantRefusal(outcome, he.Code, in.Domain, in.SubjectKind, in.Privilege)); err != nil {
+			return err
+		}
+		return he
+	}
 	if err := pol.MayGrant(req, g); err != nil {
 		if errors.Is(err, access.ErrInvalid) {
 			return httpapi.Error(http.StatusUnprocessableEntity, "invalid_grant", err.Error(), nil)
 		}
-		return httpapi.Error(http.StatusForbidden, "forbidden", err.Error(), nil)
+		return refuse(audit.OutcomeDenied, httpapi.Error(http.StatusForbidden, "forbidden", err.Error(), nil))
 	}
 	// Only after the authority check: otherwise anyone signed in could
 	// tell which user and service account ids exist (422 vs 403).
@@ -256,26 +276,31 @@ func (s *Service) createGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := pol.CheckNewGrant(g); err != nil {
 		switch {
 		case errors.Is(err, access.ErrDuplicate):
-			return httpapi.Error(http.StatusConflict, "grant_exists", err.Error(), nil)
+			return refuse(audit.OutcomeFailure, httpapi.Error(http.StatusConflict, "grant_exists", err.Error(), nil))
 		case errors.Is(err, access.ErrRedundant):
-			return httpapi.Error(http.StatusConflict, "grant_redundant", err.Error(), nil)
+			return refuse(audit.OutcomeFailure, httpapi.Error(http.StatusConflict, "grant_redundant", err.Error(), nil))
 		default:
 			return httpapi.Error(http.StatusUnprocessableEntity, "invalid_grant", err.Error(), nil)
 		}
 	}
 	sg := store.Grant{ID: g.ID, SubjectKind: string(g.Subject.Kind), SubjectID: g.Subject.ID, Domain: g.Domain,
 		Privilege: g.Privilege.String(), CreatedBy: req.ID, CreatedAt: s.now()}
-	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.Grants().CreateGrant(ctx, sg) })
+	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Grants().CreateGrant(ctx, sg); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, grantEntry(actionGrantCreate, sg))
+	})
 	s.opt.Cache.Invalidate() // also after a conflict: the cache was stale
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return httpapi.Error(http.StatusUnprocessableEntity, "unknown_domain", "the domain does not exist; an admin creates it first", nil)
 	case errors.Is(err, store.ErrConflict):
-		return httpapi.Error(http.StatusConflict, "grant_exists", "this subject already has a grant on this domain; revoke it first", nil)
+		return refuse(audit.OutcomeFailure, httpapi.Error(http.StatusConflict, "grant_exists",
+			"this subject already has a grant on this domain; revoke it first", nil))
 	case err != nil:
 		return err
 	}
-	s.record(r, "grant_created", "grant", sg.ID)
 	httpapi.WriteJSON(w, http.StatusCreated, grantView(sg))
 	return nil
 }
@@ -309,9 +334,11 @@ func (s *Service) deleteGrant(w http.ResponseWriter, r *http.Request) error {
 	}
 	req := requester(r)
 	notFound := httpapi.Error(http.StatusNotFound, "not_found", "grant not found", nil)
+	forbidden := httpapi.Error(http.StatusForbidden, "forbidden", "revoking this grant needs all on its domain", nil)
+	var g store.Grant
 	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		g, err := tx.Grants().GrantByID(ctx, id)
-		if err != nil {
+		var err error
+		if g, err = tx.Grants().GrantByID(ctx, id); err != nil {
 			return err
 		}
 		ag, err := toAccess(g)
@@ -320,20 +347,31 @@ func (s *Service) deleteGrant(w http.ResponseWriter, r *http.Request) error {
 		}
 		if pol.MayGrant(req, ag) != nil {
 			if visible(pol, req, g) {
-				return httpapi.Error(http.StatusForbidden, "forbidden", "revoking this grant needs all on its domain", nil)
+				return forbidden
 			}
 			return notFound
 		}
-		return tx.Grants().DeleteGrant(ctx, id)
+		if err := tx.Grants().DeleteGrant(ctx, id); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, grantEntry(actionGrantRevoke, g))
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return notFound
-	}
-	if err != nil {
+	case errors.Is(err, forbidden):
+		// Whoever can see a grant but not revoke it is refused on the
+		// record; a grant they cannot see stays a plain 404.
+		e := grantEntry(actionGrantRevoke, g)
+		e.Outcome, e.Reason = audit.OutcomeDenied, "code=forbidden "+e.Reason
+		if err := s.write(ctx, e); err != nil {
+			return err
+		}
+		return forbidden
+	case err != nil:
 		return err
 	}
 	s.opt.Cache.Invalidate()
-	s.record(r, "grant_revoked", "grant", id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -418,11 +456,4 @@ func newGrantID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return "g-" + hex.EncodeToString(b[:])
-}
-
-// record logs an access-control change until the audit log takes it.
-func (s *Service) record(r *http.Request, event, kind, id string) {
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "access event", slog.String("event", event),
-		slog.String("actor", principalOf(r).ID), slog.String(kind, id),
-		slog.String("request_id", httpapi.RequestID(r.Context())))
 }

@@ -256,7 +256,7 @@ func TestRequire(t *testing.T) {
 	write(t, st, addDomain("com.other"))
 	write(t, st, addGrant("g1", "alice", "com.acme", "read"))
 	write(t, st, addGrant("g2", "alice", "com.other", "infer"))
-	svc := New(Options{Store: st, Cache: NewCache(st, nil)})
+	svc := New(Options{Store: st, Cache: NewCache(st, nil), Recorder: newRecorder(t, st)})
 	alice := principal.Principal{ID: "alice", Kind: principal.User}
 	admin := principal.Principal{ID: "root", Kind: principal.User, Admin: true}
 	for _, tc := range []struct {

@@ -19,8 +19,11 @@ import (
 
 	"github.com/rampart-ml/rampart/internal/app"
 	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/pki"
+	"github.com/rampart-ml/rampart/internal/store"
+	"github.com/rampart-ml/rampart/internal/store/sqlite"
 )
 
 // Server is a running test server.
@@ -183,4 +186,64 @@ func Decode[T any](t testing.TB, res Response, status int) T {
 		t.Fatalf("decode %s: %v", res.Body, err)
 	}
 	return v
+}
+
+// InTx runs fn in a transaction on a second connection to the running
+// server's database (SQLite takes one writer at a time, so it is safe
+// next to the server): for tests that read what no API shows, such as
+// the audit records an action wrote, or set up what no API offers yet.
+// The server caches principals for up to a second (identity.Directory),
+// so a change to an account is seen at once only if the account has not
+// made an authenticated request in the last second.
+func (s *Server) InTx(t testing.TB, fn func(ctx context.Context, tx store.Tx) error) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(s.DataDir, datadir.DatabaseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.InTx(ctx, func(tx store.Tx) error { return fn(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MakeAuditor gives the account id the auditor role directly in the
+// store. Call it before the account's first authenticated request (see
+// InTx).
+func (s *Server) MakeAuditor(t testing.TB, id string) {
+	t.Helper()
+	s.InTx(t, func(ctx context.Context, tx store.Tx) error {
+		a, err := tx.Accounts().AccountByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		a.Auditor = true
+		return tx.Accounts().UpdateAccount(ctx, a)
+	})
+}
+
+// AuditRecords returns the audit records matching q (Limit 0: all of
+// them), read straight from the database.
+func (s *Server) AuditRecords(t testing.TB, q store.AuditQuery) []store.AuditRecord {
+	t.Helper()
+	all := q.Limit == 0
+	if all {
+		q.Limit = 1000
+	}
+	var out []store.AuditRecord
+	s.InTx(t, func(ctx context.Context, tx store.Tx) error {
+		for {
+			page, err := tx.Audit().FindAuditRecords(ctx, q)
+			if err != nil {
+				return err
+			}
+			out = append(out, page...)
+			if !all || len(page) < q.Limit {
+				return nil
+			}
+			q.AfterSeq = page[len(page)-1].Seq
+		}
+	})
+	return out
 }
