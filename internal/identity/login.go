@@ -118,8 +118,9 @@ func NewPasswordLogin(st store.Store, o LoginOptions) (*PasswordLogin, error) {
 }
 
 // Verify returns the account when name and pw are right and the account is
-// not locked. Otherwise it returns ErrInvalidCredentials, a
-// *RateLimitedError, bruteforce.ErrBusy or a technical error. Accounts with
+// neither locked nor disabled. Otherwise it returns ErrInvalidCredentials,
+// a *RateLimitedError, bruteforce.ErrBusy, an error wrapping audit.ErrWrite
+// (the attempt could not be recorded) or a technical error. Accounts with
 // a second factor need Login.
 func (l *PasswordLogin) Verify(ctx context.Context, name, pw string, source netip.Addr) (store.Account, error) {
 	return l.Login(ctx, Credentials{Name: name, Password: pw}, source)
