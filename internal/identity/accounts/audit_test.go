@@ -21,6 +21,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/rampart-ml/rampart/internal/audit"
@@ -290,16 +291,22 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 		}
 		return c
 	}
-	acct := func(id *string) func() string { return func() string { return "account:" + *id } }
-	svc := func() string { return "service-account:" + sa.ID }
+	tp, err := (&jose.JSONWebKey{Key: &priv.PublicKey}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thumbprint := base64.RawURLEncoding.EncodeToString(tp)
+	// rec is a record of an action by the caller: a success with target
+	// "kind:id" (the subject's id where the record has a pseudonym).
+	rec := func(action, target, reason string) recorded { return recorded{action, "success", target, reason} }
+	login := recorded{"login", "success", ":", ""}
 	steps := []struct {
-		name           string
-		do             func() result
-		status         int
-		after          func(r result)
-		want           []recorded
-		wantTargets    []func() string // targets of want, filled in late
-		wantActorIsBob bool
+		name   string
+		do     func() result
+		status int
+		after  func(r result)
+		want   func() []recorded // called after the step, when its ids are known
+		byBob  bool              // the actor is bob, not the admin
 	}{
 		{
 			name: "create",
@@ -307,7 +314,7 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 				return h.do(t, "POST", "/api/v1/accounts", admin.ID, map[string]any{"name": "bob", "email": "bob@example.com", "auditor": true})
 			},
 			status: http.StatusCreated, after: func(r result) { r.decode(t, &bob) },
-			want: []recorded{{"account.create", "success", "", "auditor"}}, wantTargets: []func() string{acct(&bob.ID)},
+			want: func() []recorded { return []recorded{rec("account.create", "account:"+bob.ID, "auditor")} },
 		},
 		{
 			name: "update",
@@ -315,45 +322,42 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 				return h.do(t, "PATCH", "/api/v1/accounts/"+bob.ID, admin.ID, map[string]any{"admin": true, "email": "b@example.org"})
 			},
 			status: http.StatusOK,
-			want:   []recorded{{"account.update", "success", "", "admin,email"}}, wantTargets: []func() string{acct(&bob.ID)},
+			want:   func() []recorded { return []recorded{rec("account.update", "account:"+bob.ID, "admin,email")} },
 		},
 		{
-			name: "take the auditor role",
+			name: "take the roles",
 			do: func() result {
 				return h.do(t, "PATCH", "/api/v1/accounts/"+bob.ID, admin.ID, map[string]any{"auditor": false, "admin": false})
 			},
 			status: http.StatusOK,
-			want:   []recorded{{"account.update", "success", "", "admin,auditor"}}, wantTargets: []func() string{acct(&bob.ID)},
+			want:   func() []recorded { return []recorded{rec("account.update", "account:"+bob.ID, "admin,auditor")} },
 		},
 		{
 			name: "password change",
 			do: func() result {
 				return h.do(t, "POST", "/api/v1/me/password", bob.ID, map[string]any{"current_password": bob.InitialPassword, "new_password": bobPassword})
 			},
-			status: http.StatusNoContent,
-			want:   []recorded{{"login", "success", "", ""}, {"password.change", "success", "", ""}}, wantTargets: []func() string{none, acct(&bob.ID)},
-			wantActorIsBob: true,
+			status: http.StatusNoContent, byBob: true,
+			want: func() []recorded { return []recorded{login, rec("password.change", "account:"+bob.ID, "")} },
 		},
 		{
 			name:   "totp enroll",
 			do:     func() result { return h.do(t, "POST", "/api/v1/me/totp", bob.ID, nil) },
-			status: http.StatusOK,
+			status: http.StatusOK, byBob: true,
 			after: func(r result) {
 				var e accounts.TOTPEnrollment
 				r.decode(t, &e)
-				totpSecret = e.Secret
-				enrollment = e.Enrollment
+				totpSecret, enrollment = e.Secret, e.Enrollment
 			},
-			want: []recorded{{"totp.enroll", "success", "", ""}}, wantTargets: []func() string{acct(&bob.ID)}, wantActorIsBob: true,
+			want: func() []recorded { return []recorded{rec("totp.enroll", "account:"+bob.ID, "")} },
 		},
 		{
 			name: "totp confirm",
 			do: func() result {
 				return h.do(t, "PUT", "/api/v1/me/totp", bob.ID, map[string]any{"enrollment": enrollment, "code": code(), "password": bobPassword})
 			},
-			status: http.StatusNoContent,
-			want:   []recorded{{"login", "success", "", ""}, {"totp.confirm", "success", "", ""}}, wantTargets: []func() string{none, acct(&bob.ID)},
-			wantActorIsBob: true,
+			status: http.StatusNoContent, byBob: true,
+			want: func() []recorded { return []recorded{login, rec("totp.confirm", "account:"+bob.ID, "")} },
 		},
 		{
 			name: "totp remove",
@@ -361,27 +365,26 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 				h.advance(31 * time.Second) // the confirming code cannot be used again
 				return h.do(t, "DELETE", "/api/v1/me/totp", bob.ID, map[string]any{"password": bobPassword, "otp": code()})
 			},
-			status: http.StatusNoContent,
-			want:   []recorded{{"login", "success", "", ""}, {"totp.remove", "success", "", ""}}, wantTargets: []func() string{none, acct(&bob.ID)},
-			wantActorIsBob: true,
+			status: http.StatusNoContent, byBob: true,
+			want: func() []recorded { return []recorded{login, rec("totp.remove", "account:"+bob.ID, "")} },
 		},
 		{
 			name:   "reset password",
 			do:     func() result { return h.do(t, "POST", "/api/v1/accounts/"+bob.ID+"/password-reset", admin.ID, nil) },
 			status: http.StatusOK,
-			want:   []recorded{{"account.reset-password", "success", "", ""}}, wantTargets: []func() string{acct(&bob.ID)},
+			want:   func() []recorded { return []recorded{rec("account.reset-password", "account:"+bob.ID, "")} },
 		},
 		{
 			name:   "unlock",
 			do:     func() result { return h.do(t, "POST", "/api/v1/accounts/"+bob.ID+"/unlock", admin.ID, nil) },
 			status: http.StatusNoContent,
-			want:   []recorded{{"account.unlock", "success", "", ""}}, wantTargets: []func() string{acct(&bob.ID)},
+			want:   func() []recorded { return []recorded{rec("account.unlock", "account:"+bob.ID, "")} },
 		},
 		{
 			name:   "signing key rotation",
 			do:     func() result { return h.do(t, "POST", "/api/v1/signing-keys/rotate", admin.ID, nil) },
 			status: http.StatusOK, after: func(r result) { r.decode(t, &signing) },
-			want: []recorded{{"signing-key.rotate", "success", "", ""}}, wantTargets: []func() string{func() string { return "signing-key:" + signing.Kid }},
+			want: func() []recorded { return []recorded{rec("signing-key.rotate", "signing-key:"+signing.Kid, "")} },
 		},
 		{
 			name: "service account create",
@@ -389,8 +392,12 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 				return h.do(t, "POST", "/api/v1/service-accounts", admin.ID, map[string]any{"name": "robot"})
 			},
 			status: http.StatusCreated, after: func(r result) { r.decode(t, &sa) },
-			want:        []recorded{{"service-account.create", "success", "", ""}, {"client-secret.create", "success", "", ""}},
-			wantTargets: []func() string{svc, func() string { return "client-secret:" + sa.ID + "/" + sa.ClientSecretID }},
+			want: func() []recorded {
+				return []recorded{
+					rec("service-account.create", "service-account:"+sa.ID, ""),
+					rec("client-secret.create", "client-secret:"+sa.ID+"/"+sa.ClientSecretID, ""),
+				}
+			},
 		},
 		{
 			name: "service account update",
@@ -398,17 +405,20 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 				return h.do(t, "PATCH", "/api/v1/service-accounts/"+sa.ID, admin.ID, map[string]any{"description": "builds"})
 			},
 			status: http.StatusOK,
-			want:   []recorded{{"service-account.update", "success", "", "description"}}, wantTargets: []func() string{svc},
+			want: func() []recorded {
+				return []recorded{rec("service-account.update", "service-account:"+sa.ID, "description")}
+			},
 		},
 		{
 			name:   "secret rotation",
 			do:     func() result { return h.do(t, "POST", "/api/v1/service-accounts/"+sa.ID+"/secrets", admin.ID, nil) },
 			status: http.StatusCreated, after: func(r result) { r.decode(t, &newSecret) },
 			// Without an overlap the old secret ends now, and goes.
-			want: []recorded{{"client-secret.delete", "success", "", "expired"}, {"client-secret.create", "success", "", ""}},
-			wantTargets: []func() string{
-				func() string { return "client-secret:" + sa.ID + "/" + sa.ClientSecretID },
-				func() string { return "client-secret:" + sa.ID + "/" + newSecret.ID },
+			want: func() []recorded {
+				return []recorded{
+					rec("client-secret.delete", "client-secret:"+sa.ID+"/"+sa.ClientSecretID, "expired"),
+					rec("client-secret.create", "client-secret:"+sa.ID+"/"+newSecret.ID, ""),
+				}
 			},
 		},
 		{
@@ -416,9 +426,10 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 			do: func() result {
 				return h.do(t, "DELETE", "/api/v1/service-accounts/"+sa.ID+"/secrets/"+newSecret.ID, admin.ID, nil)
 			},
-			status:      http.StatusNoContent,
-			want:        []recorded{{"client-secret.delete", "success", "", ""}},
-			wantTargets: []func() string{func() string { return "client-secret:" + sa.ID + "/" + newSecret.ID }},
+			status: http.StatusNoContent,
+			want: func() []recorded {
+				return []recorded{rec("client-secret.delete", "client-secret:"+sa.ID+"/"+newSecret.ID, "")}
+			},
 		},
 		{
 			name: "key add",
@@ -426,7 +437,8 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 				return h.do(t, "POST", "/api/v1/service-accounts/"+sa.ID+"/keys", admin.ID, map[string]any{"jwk": json.RawMessage(pub)})
 			},
 			status: http.StatusCreated,
-			want:   []recorded{{"client-key.add", "success", "", ""}}, wantTargets: []func() string{keyTarget(t, &sa.ID, priv)},
+			// The key is named by its thumbprint: the kid is the client's text.
+			want: func() []recorded { return []recorded{rec("client-key.add", "client-key:"+sa.ID+"/"+thumbprint, "")} },
 		},
 		{
 			name: "key delete",
@@ -434,20 +446,20 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 				return h.do(t, "DELETE", "/api/v1/service-accounts/"+sa.ID+"/keys/"+keyID, admin.ID, nil)
 			},
 			status: http.StatusNoContent,
-			want:   []recorded{{"client-key.delete", "success", "", ""}}, wantTargets: []func() string{keyTarget(t, &sa.ID, priv)},
+			want:   func() []recorded { return []recorded{rec("client-key.delete", "client-key:"+sa.ID+"/"+thumbprint, "")} },
 		},
 		{
 			name:   "service account delete",
 			do:     func() result { return h.do(t, "DELETE", "/api/v1/service-accounts/"+sa.ID, admin.ID, nil) },
 			status: http.StatusNoContent,
 			// A machine is no data subject: its pseudonym still resolves.
-			want: []recorded{{"service-account.delete", "success", "", ""}}, wantTargets: []func() string{svc},
+			want: func() []recorded { return []recorded{rec("service-account.delete", "service-account:"+sa.ID, "")} },
 		},
 		{
 			name:   "delete",
 			do:     func() result { return h.do(t, "DELETE", "/api/v1/accounts/"+bob.ID, admin.ID, nil) },
 			status: http.StatusNoContent,
-			want:   []recorded{{"account.delete", "success", "account:erased", ""}},
+			want:   func() []recorded { return []recorded{rec("account.delete", "account:erased", "")} },
 		},
 	}
 	for _, s := range steps {
@@ -459,55 +471,24 @@ func TestAccountActionsAreRecorded(t *testing.T) {
 		if s.after != nil {
 			s.after(r)
 		}
-		for i, target := range s.wantTargets {
-			s.want[i].Target = target()
-		}
-		got := h.since(t, n)
-		if !equalRecords(got, s.want) {
-			t.Errorf("%s: records\n got %+v\nwant %+v", s.name, got, s.want)
+		if diff := cmp.Diff(s.want(), h.since(t, n)); diff != "" {
+			t.Errorf("%s: records (-want +got):\n%s", s.name, diff)
 		}
 		wantActor := admin.ID
-		if s.wantActorIsBob {
+		if s.byBob {
 			wantActor = bob.ID
 		}
-		for _, rec := range identitytest.Records(t, h.Store)[n:] {
-			if rec.ActorKind != audit.ActorUser || rec.Source == "" || rec.RequestID == "" {
-				t.Errorf("%s: record %+v: want a user actor, a source pseudonym and a request id", s.name, rec)
+		for _, r := range identitytest.Records(t, h.Store)[n:] {
+			if r.ActorKind != audit.ActorUser || r.Source == "" || r.RequestID == "" {
+				t.Errorf("%s: record %+v: want a user actor, a source pseudonym and a request id", s.name, r)
 			}
-			if who, err := identitytest.Resolve(t, h.Store, h.Rec, rec.Actor); err != nil || who != wantActor {
+			if who, err := identitytest.Resolve(t, h.Store, h.Rec, r.Actor); err != nil || who != wantActor {
 				t.Errorf("%s: actor resolves to %q, %v; want %s", s.name, who, err, wantActor)
 			}
 		}
 	}
 	identitytest.CheckPrivate(t, identitytest.Records(t, h.Store), "bob", "root", "example.com", "example.org", "the admin's long",
 		bobPassword, bob.InitialPassword, totpSecret, sa.ClientSecret, newSecret.Secret, keyID, "robot", "builds", "127.0.0.1")
-}
-
-// none is the empty target.
-func none() string { return ":" }
-
-func equalRecords(a, b []recorded) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// keyTarget is the target of a client key record: the service account and
-// the key's RFC 7638 thumbprint.
-func keyTarget(t *testing.T, saID *string, priv *ecdsa.PrivateKey) func() string {
-	return func() string {
-		tp, err := (&jose.JSONWebKey{Key: &priv.PublicKey}).Thumbprint(crypto.SHA256)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return "client-key:" + *saID + "/" + base64.RawURLEncoding.EncodeToString(tp)
-	}
 }
 
 // No change without its record: while the audit log refuses records,
