@@ -22,7 +22,6 @@ import (
 	"github.com/rampart-ml/rampart/internal/config"
 	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/httpapi"
-	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/pki"
@@ -89,14 +88,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		return nil, err
 	}
 	a.store = st
-	if err = identity.EnsureAdmin(ctx, a.store, identity.Bootstrap{
-		Password:     cfg.AdminPassword,
-		PasswordFile: a.dir.Path(datadir.InitialAdminPassword),
-		Params:       cfg.Identity.Argon2,
-		Logger:       log,
-	}); err != nil {
-		return nil, err
-	}
 	if !cfg.TLS.InsecureHTTP {
 		tlsDir, err := a.dir.MkdirPrivate(datadir.TLSDir)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/accounts"
 	"github.com/rampart-ml/rampart/internal/identity/authn"
@@ -25,14 +26,26 @@ type identityParts struct {
 	directory *identity.Directory
 }
 
-// newIdentity builds the OpenID provider, the authentication middleware
-// and account management over the store and the master key.
+// newIdentity creates the admin account on first start and builds the
+// OpenID provider, the authentication middleware and account management
+// over the store and the master key. Every piece that changes identity
+// state records it with a.recorder, so it runs after openAudit.
 func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logger) (identityParts, error) {
 	ic := cfg.Identity
+	if err := identity.EnsureAdmin(ctx, a.store, identity.Bootstrap{
+		Password:     cfg.AdminPassword,
+		PasswordFile: a.dir.Path(datadir.InitialAdminPassword),
+		Params:       ic.Argon2,
+		Logger:       log,
+		Recorder:     a.recorder,
+	}); err != nil {
+		return identityParts{}, err
+	}
 	sealer := a.sealer
 	ring, err := signingkeys.New(a.store, sealer, signingkeys.Options{
 		RotateEvery:      ic.SigningKeyRotation,
 		MaxTokenLifetime: ic.AccessTokenLifetime,
+		Recorder:         a.recorder,
 	})
 	if err != nil {
 		return identityParts{}, err
@@ -58,8 +71,7 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 		hasher = a.hashers
 	}
 	login, err := identity.NewPasswordLogin(a.store, identity.LoginOptions{
-		Hasher: hasher, Params: ic.Argon2, BruteForce: ic.BruteForce, Sealer: sealer,
-		Events: identity.LogEvents{Logger: log},
+		Hasher: hasher, Params: ic.Argon2, BruteForce: ic.BruteForce, Sealer: sealer, Recorder: a.recorder,
 	})
 	if err != nil {
 		return identityParts{}, err
@@ -72,6 +84,7 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 	}
 	p, err := provider.New(provider.Options{
 		Issuer: issuer, Store: a.store, Keys: ring, Login: login, Directory: dir, Revocations: rev, Sealer: sealer,
+		Recorder:            a.recorder,
 		AccessTokenLifetime: ic.AccessTokenLifetime, SessionLifetime: ic.SessionLifetime,
 		Insecure: cfg.TLS.InsecureHTTP, Logger: log,
 	})
@@ -96,8 +109,7 @@ func (a *App) newIdentity(ctx context.Context, cfg config.Config, log *slog.Logg
 	au := authn.New(ao)
 	acc := accounts.New(accounts.Options{
 		Store: a.store, Login: login, Directory: dir, Revocations: rev, Sealer: sealer, Keys: ring,
-		Params: ic.Argon2, MinPasswordLength: ic.PasswordMinLength, Logger: log,
-		Events: identity.LogEvents{Logger: log},
+		Params: ic.Argon2, MinPasswordLength: ic.PasswordMinLength, Logger: log, Recorder: a.recorder,
 	})
 	return identityParts{provider: p, authn: au, accounts: acc, directory: dir}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/store"
@@ -33,11 +34,18 @@ type Bootstrap struct {
 	PasswordFile string
 	Params       password.Params
 	Logger       *slog.Logger
+	// Recorder records the account's creation (required), in the
+	// transaction that creates it.
+	Recorder *audit.Recorder
 }
 
 // EnsureAdmin creates the admin account if it does not exist. The account
-// row and the password file appear together or not at all.
+// row, its audit record ("account.create" by the system actor "bootstrap")
+// and the password file appear together or not at all.
 func EnsureAdmin(ctx context.Context, st store.Store, b Bootstrap) error {
+	if b.Recorder == nil {
+		return errors.New("bootstrap admin account: an audit recorder is required")
+	}
 	if b.Password != "" {
 		if err := password.CheckPolicy(b.Password, AdminName); err != nil {
 			return fmt.Errorf("RAMPART_ADMIN_PASSWORD: %w", err)
@@ -61,11 +69,18 @@ func EnsureAdmin(ctx context.Context, st store.Store, b Bootstrap) error {
 		if err != nil {
 			return err
 		}
+		id := newID()
 		if err := tx.Accounts().CreateAccount(ctx, store.Account{
-			ID: newID(), Name: AdminName, PasswordHash: hash, Admin: true,
+			ID: id, Name: AdminName, PasswordHash: hash, Admin: true,
 			MustChangePassword: generated, CreatedAt: time.Now().UTC(),
 		}); err != nil {
 			return fmt.Errorf("create admin account: %w", err)
+		}
+		if err := b.Recorder.Record(ctx, tx, audit.Entry{
+			Action: "account.create", Target: audit.Target{Kind: TargetAccount}, TargetSubject: id, Reason: "admin",
+			Actor: &audit.Actor{ID: "bootstrap", Kind: audit.ActorSystem},
+		}); err != nil {
+			return err
 		}
 		if generated {
 			// A file left by a start that crashed before its commit holds a
@@ -90,9 +105,9 @@ func EnsureAdmin(ctx context.Context, st store.Store, b Bootstrap) error {
 	switch {
 	case created && b.Password == "":
 		b.Logger.Info("created the admin account; its initial password is in the file shown (mode 0600); change it after the first login",
-			slog.String("user", AdminName), slog.String("password_file", b.PasswordFile))
+			slog.String("password_file", b.PasswordFile))
 	case created:
-		b.Logger.Info("created the admin account with the password from RAMPART_ADMIN_PASSWORD", slog.String("user", AdminName))
+		b.Logger.Info("created the admin account with the password from RAMPART_ADMIN_PASSWORD")
 	case b.Password != "":
 		b.Logger.Info("the admin account already exists; RAMPART_ADMIN_PASSWORD is ignored")
 	}

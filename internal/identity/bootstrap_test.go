@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rampart-ml/rampart/internal/audit"
+	"github.com/rampart-ml/rampart/internal/identity/identitytest"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
@@ -46,7 +48,8 @@ func TestGeneratedAdminPassword(t *testing.T) {
 	st := newStore(t)
 	var logs bytes.Buffer
 	file := filepath.Join(t.TempDir(), "initial-admin-password")
-	b := Bootstrap{PasswordFile: file, Params: cheap, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	rec := identitytest.NewRecorder(t, st, nil)
+	b := Bootstrap{PasswordFile: file, Params: cheap, Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Recorder: rec}
 	if err := EnsureAdmin(context.Background(), st, b); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +74,15 @@ func TestGeneratedAdminPassword(t *testing.T) {
 	if strings.Contains(logs.String(), pw) || !strings.Contains(logs.String(), file) {
 		t.Errorf("log must name the file and not the password:\n%s", logs.String())
 	}
+	recs := identitytest.Records(t, st)
+	if len(recs) != 1 || recs[0].Action != "account.create" || recs[0].Actor != "bootstrap" || recs[0].ActorKind != audit.ActorSystem ||
+		recs[0].TargetKind != "account" || recs[0].Reason != "admin" {
+		t.Fatalf("records %+v, want the admin's creation by the bootstrap", recs)
+	}
+	if id, err := identitytest.Resolve(t, st, rec, recs[0].TargetID); err != nil || id != a.ID {
+		t.Errorf("target resolves to %q, %v; want the admin's id", id, err)
+	}
+	identitytest.CheckPrivate(t, recs, pw) // "admin" is the role in the reason, not a name
 
 	// A second start changes nothing.
 	if err := EnsureAdmin(context.Background(), st, b); err != nil {
@@ -79,13 +91,17 @@ func TestGeneratedAdminPassword(t *testing.T) {
 	if raw2, _ := os.ReadFile(file); !bytes.Equal(raw, raw2) || admin(t, st).PasswordHash != a.PasswordHash {
 		t.Error("second start replaced the admin password")
 	}
+	if n := len(identitytest.Records(t, st)); n != 1 {
+		t.Errorf("%d records after the second start, want 1", n)
+	}
 }
 
 func TestChosenAdminPassword(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	file := filepath.Join(t.TempDir(), "initial-admin-password")
-	b := Bootstrap{Password: "correct horse battery staple", PasswordFile: file, Params: cheap, Logger: slog.New(slog.DiscardHandler)}
+	b := Bootstrap{Password: "correct horse battery staple", PasswordFile: file, Params: cheap, Logger: slog.New(slog.DiscardHandler),
+		Recorder: identitytest.NewRecorder(t, st, nil)}
 	if err := EnsureAdmin(context.Background(), st, b); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +120,8 @@ func TestWeakAdminPasswordRefused(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	for _, pw := range []string{"short", "admin", "adminadminadminadmin"} {
-		err := EnsureAdmin(context.Background(), st, Bootstrap{Password: pw, PasswordFile: filepath.Join(t.TempDir(), "f"), Params: cheap, Logger: slog.New(slog.DiscardHandler)})
+		err := EnsureAdmin(context.Background(), st, Bootstrap{Password: pw, PasswordFile: filepath.Join(t.TempDir(), "f"), Params: cheap,
+			Logger: slog.New(slog.DiscardHandler), Recorder: identitytest.NewRecorder(t, st, nil)})
 		var pe *password.PolicyError
 		if !errors.As(err, &pe) || strings.Contains(err.Error(), pw) {
 			t.Errorf("EnsureAdmin(%q) = %v; want a PolicyError without the password", pw, err)
@@ -126,8 +143,9 @@ func TestWeakAdminPasswordRefused(t *testing.T) {
 func TestBootstrapIsAtomic(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
+	rec := identitytest.NewRecorder(t, st, nil)
 	unwritable := filepath.Join(t.TempDir(), "no", "such", "dir", "initial-admin-password")
-	err := EnsureAdmin(context.Background(), st, Bootstrap{PasswordFile: unwritable, Params: cheap, Logger: slog.New(slog.DiscardHandler)})
+	err := EnsureAdmin(context.Background(), st, Bootstrap{PasswordFile: unwritable, Params: cheap, Logger: slog.New(slog.DiscardHandler), Recorder: rec})
 	if err == nil {
 		t.Fatal("bootstrap succeeded without its password file")
 	}
@@ -142,11 +160,39 @@ func TestBootstrapIsAtomic(t *testing.T) {
 	// A stale file from a crashed start is replaced, not trusted.
 	file := filepath.Join(t.TempDir(), "initial-admin-password")
 	os.WriteFile(file, []byte("stale password nobody can use\n"), 0o600)
-	if err := EnsureAdmin(context.Background(), st, Bootstrap{PasswordFile: file, Params: cheap, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	if err := EnsureAdmin(context.Background(), st, Bootstrap{PasswordFile: file, Params: cheap, Logger: slog.New(slog.DiscardHandler), Recorder: rec}); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(file)
 	if ok, _ := password.Verify(strings.TrimSpace(string(raw)), admin(t, st).PasswordHash); !ok {
 		t.Error("password file does not match the account after replacing a stale file")
+	}
+}
+
+// No admin account without its record: when the audit log refuses it,
+// neither the account nor the password file is left behind; without a
+// recorder the bootstrap refuses to run.
+func TestBootstrapFailsClosed(t *testing.T) {
+	t.Parallel()
+	st := identitytest.NewFailingStore(newStore(t))
+	st.SetFailing(true)
+	file := filepath.Join(t.TempDir(), "initial-admin-password")
+	b := Bootstrap{PasswordFile: file, Params: cheap, Logger: slog.New(slog.DiscardHandler), Recorder: identitytest.NewRecorder(t, st, nil)}
+	if err := EnsureAdmin(context.Background(), st, b); !errors.Is(err, audit.ErrWrite) {
+		t.Fatalf("EnsureAdmin = %v, want audit.ErrWrite", err)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("password file left behind: %v", err)
+	}
+	err := st.InTx(context.Background(), func(tx store.Tx) error {
+		_, err := tx.Accounts().AccountByName(context.Background(), AdminName)
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("admin account exists without its record: %v", err)
+	}
+	b.Recorder = nil
+	if err := EnsureAdmin(context.Background(), st, b); err == nil {
+		t.Error("EnsureAdmin ran without a recorder")
 	}
 }

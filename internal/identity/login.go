@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/secrets"
@@ -26,19 +26,6 @@ func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("too many login attempts from this address; retry in %v", e.RetryAfter.Round(time.Second))
 }
 
-// LoginEvent is a brute-force protection event for the audit log. It names
-// the account by id (empty for an unknown user name), never by name.
-type LoginEvent struct {
-	bruteforce.Event
-	AccountID string
-	Time      time.Time
-}
-
-// EventSink receives login events. The audit subsystem implements it.
-type EventSink interface {
-	RecordLogin(ctx context.Context, e LoginEvent) error
-}
-
 // PasswordLogin verifies user name + password with brute-force protection:
 // a per-source token bucket, per-account lockout persisted in the store, a
 // bound on concurrent argon2id work, a dummy hash for unknown and locked
@@ -50,7 +37,7 @@ type PasswordLogin struct {
 	sources *bruteforce.SourceLimiter
 	hashes  *bruteforce.HashLimiter
 	timing  bruteforce.Timing
-	events  EventSink
+	rec     *audit.Recorder
 	sealer  *secrets.Sealer
 	hasher  Hasher
 	now     func() time.Time
@@ -83,7 +70,9 @@ type LoginOptions struct {
 	Hasher     Hasher
 	Params     password.Params
 	BruteForce bruteforce.Config
-	Events     EventSink
+	// Recorder writes the audit record of every attempt (required): a
+	// login that cannot be recorded does not happen.
+	Recorder *audit.Recorder
 	// Sealer opens TOTP secrets; required once any account has one.
 	Sealer *secrets.Sealer
 	Now    func() time.Time
@@ -91,6 +80,9 @@ type LoginOptions struct {
 
 // NewPasswordLogin validates o and prepares the dummy hash.
 func NewPasswordLogin(st store.Store, o LoginOptions) (*PasswordLogin, error) {
+	if o.Recorder == nil {
+		return nil, errors.New("password login: an audit recorder is required")
+	}
 	if o.Params == (password.Params{}) {
 		o.Params = password.DefaultParams
 	}
@@ -121,13 +113,14 @@ func NewPasswordLogin(st store.Store, o LoginOptions) (*PasswordLogin, error) {
 	}
 	return &PasswordLogin{
 		store: st, params: o.Params, lockout: o.BruteForce.Account, sources: sources, hashes: hashes,
-		timing: o.BruteForce.Timing, events: o.Events, sealer: o.Sealer, hasher: o.Hasher, now: o.Now, dummy: dummy,
+		timing: o.BruteForce.Timing, rec: o.Recorder, sealer: o.Sealer, hasher: o.Hasher, now: o.Now, dummy: dummy,
 	}, nil
 }
 
 // Verify returns the account when name and pw are right and the account is
-// not locked. Otherwise it returns ErrInvalidCredentials, a
-// *RateLimitedError, bruteforce.ErrBusy or a technical error. Accounts with
+// neither locked nor disabled. Otherwise it returns ErrInvalidCredentials,
+// a *RateLimitedError, bruteforce.ErrBusy, an error wrapping audit.ErrWrite
+// (the attempt could not be recorded) or a technical error. Accounts with
 // a second factor need Login.
 func (l *PasswordLogin) Verify(ctx context.Context, name, pw string, source netip.Addr) (store.Account, error) {
 	return l.Login(ctx, Credentials{Name: name, Password: pw}, source)
@@ -145,15 +138,27 @@ type Credentials struct {
 var ErrSecondFactorRequired = errors.New("a one-time code from the authenticator app is required")
 
 // Login is Verify with an optional second factor: a wrong or replayed TOTP
-// code counts as a failed attempt, exactly like a wrong password.
+// code counts as a failed attempt, exactly like a wrong password. A
+// disabled account gets ErrInvalidCredentials even with the right password.
+//
+// Every attempt is audited as "login": the account is the actor, or the
+// anonymous actor for an unknown name (never the name typed). The record
+// is written in the transaction that updates the account's login state
+// where there is one. When it cannot be written the attempt fails with an
+// error wrapping audit.ErrWrite, whatever its outcome would have been, so
+// neither a login nor an answer about a password happens unrecorded.
 func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.Addr) (acct store.Account, err error) {
 	name, pw := c.Name, c.Password
 	start := l.now()
 	if ok, retry := l.sources.Allow(source, start); !ok {
+		if err := l.rec.Write(ctx, loginEntry("", audit.OutcomeDenied, "rate_limited")); err != nil {
+			return store.Account{}, fmt.Errorf("login: %w", err)
+		}
 		return store.Account{}, &RateLimitedError{RetryAfter: retry}
 	}
 	if len(pw) > 4*password.MaxLength || len(name) > 256 || len(c.OTP) > 16 {
-		return store.Account{}, ErrInvalidCredentials // oversized: no hashing, says nothing about accounts
+		// Oversized: no hashing, and it says nothing about accounts.
+		return store.Account{}, l.refuse(ctx, loginEntry("", audit.OutcomeFailure, reasonInvalid))
 	}
 	release, err := l.hashes.Acquire(ctx)
 	if err != nil {
@@ -181,29 +186,32 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		_, _ = l.hasher.Verify(ctx, pw, l.dummy)
-		l.record(ctx, LoginEvent{Event: bruteforce.Event{Kind: bruteforce.EventLoginFailed}, Time: start})
-		return store.Account{}, ErrInvalidCredentials
+		return store.Account{}, l.refuse(ctx, loginEntry("", audit.OutcomeFailure, reasonInvalid))
 	case err != nil:
 		return store.Account{}, fmt.Errorf("login: %w", err)
 	}
 	if !l.lockout.Check(toBF(state), start).Allowed {
 		_, _ = l.hasher.Verify(ctx, pw, l.dummy)
-		l.record(ctx, LoginEvent{Event: bruteforce.Event{Kind: bruteforce.EventLoginFailed, Failures: state.Failures, Lockouts: state.Lockouts}, AccountID: acct.ID, Time: start})
-		return store.Account{}, ErrInvalidCredentials
+		return store.Account{}, l.refuse(ctx, loginEntry(acct.ID, audit.OutcomeFailure, "locked"))
 	}
 	ok, err := l.hasher.Verify(ctx, pw, acct.PasswordHash)
 	if err != nil {
 		return store.Account{}, fmt.Errorf("login: account %s: %w", acct.ID, err)
 	}
+	reason := reasonInvalid // why the attempt failed, if it does
 	var otpStep int64
 	if ok && acct.TOTPSecret != nil {
 		if c.OTP == "" {
+			// Nothing is counted; the record says the password was right.
+			if err := l.rec.Write(ctx, loginEntry(acct.ID, audit.OutcomeFailure, "otp_required")); err != nil {
+				return store.Account{}, fmt.Errorf("login: %w", err)
+			}
 			return store.Account{}, ErrSecondFactorRequired
 		}
 		if otpStep, err = l.checkOTP(acct, c.OTP, start); err != nil {
 			return store.Account{}, err
 		}
-		ok = otpStep > 0
+		ok, reason = otpStep > 0, reasonTOTP
 	}
 	var rehash string
 	if ok && password.NeedsRehash(acct.PasswordHash, l.params) {
@@ -212,7 +220,7 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 		}
 	}
 
-	var events []bruteforce.Event
+	active := !acct.Disabled && !acct.Anonymized
 	err = l.store.InTx(ctx, func(tx store.Tx) error {
 		// Re-read: concurrent attempts on this account may have counted.
 		cur, err := tx.Accounts().LoginState(ctx, acct.ID)
@@ -240,32 +248,85 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 				}
 			}
 		}
-		var next bruteforce.State
-		if ok {
-			next = l.lockout.Succeed(toBF(cur), start)
-		} else {
+		var (
+			next   bruteforce.State
+			events []bruteforce.Event
+		)
+		e := loginEntry(acct.ID, audit.OutcomeSuccess, "")
+		switch {
+		case !ok:
 			next, events = l.lockout.Fail(toBF(cur), start)
+			e.Outcome, e.Reason = audit.OutcomeFailure, reason
+		case !active:
+			next = l.lockout.Succeed(toBF(cur), start)
+			e.Outcome, e.Reason = audit.OutcomeFailure, "disabled"
+		default:
+			next = l.lockout.Succeed(toBF(cur), start)
 		}
-		return tx.Accounts().SetLoginState(ctx, acct.ID, fromBF(next))
+		if err := tx.Accounts().SetLoginState(ctx, acct.ID, fromBF(next)); err != nil {
+			return err
+		}
+		if err := l.rec.Record(ctx, tx, e); err != nil {
+			return err
+		}
+		for _, ev := range events {
+			if err := l.recordLockout(ctx, tx, acct.ID, ev); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return store.Account{}, fmt.Errorf("login: record outcome: %w", err)
 	}
-	for _, e := range events {
-		l.record(ctx, LoginEvent{Event: e, AccountID: acct.ID, Time: start})
-	}
-	if !ok {
+	if !ok || !active {
 		return store.Account{}, ErrInvalidCredentials
 	}
 	return acct, nil
 }
 
-// record hands e to the sink. Until the audit subsystem makes this
-// fail-closed and transactional, a sink error is dropped.
-func (l *PasswordLogin) record(ctx context.Context, e LoginEvent) {
-	if l.events != nil {
-		_ = l.events.RecordLogin(ctx, e)
+// Audit reasons of failed logins: a wrong password or unknown name, and a
+// wrong or replayed one-time code.
+const (
+	reasonInvalid = "invalid_credentials"
+	reasonTOTP    = "totp_invalid"
+)
+
+// loginEntry is the audit entry of a login attempt on accountID; "" (an
+// unknown name, or one never looked up) is the anonymous actor.
+func loginEntry(accountID, outcome, reason string) audit.Entry {
+	actor := &audit.Actor{ID: audit.ActorAnonymous, Kind: audit.ActorAnonymous}
+	if accountID != "" {
+		actor = &audit.Actor{ID: accountID, Kind: audit.ActorUser}
 	}
+	return audit.Entry{Action: "login", Outcome: outcome, Reason: reason, Actor: actor}
+}
+
+// refuse records a refused attempt that changes no state and returns
+// ErrInvalidCredentials, or the audit error when it cannot be recorded.
+func (l *PasswordLogin) refuse(ctx context.Context, e audit.Entry) error {
+	if err := l.rec.Write(ctx, e); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	return ErrInvalidCredentials
+}
+
+// recordLockout records, in tx, a lock that a failed attempt put on the
+// account ("login.lockout", reason temporary or permanent).
+func (l *PasswordLogin) recordLockout(ctx context.Context, tx store.Tx, accountID string, ev bruteforce.Event) error {
+	var reason string
+	switch ev.Kind {
+	case bruteforce.EventAccountLocked:
+		reason = "temporary"
+	case bruteforce.EventAccountLockedPermanently:
+		reason = "permanent"
+	default:
+		return nil // the failure itself is the login record
+	}
+	return l.rec.Record(ctx, tx, audit.Entry{
+		Action: "login.lockout", Target: audit.Target{Kind: TargetAccount}, TargetSubject: accountID,
+		Reason: reason, Actor: &audit.Actor{ID: accountID, Kind: audit.ActorUser},
+	})
 }
 
 func toBF(s store.LoginState) bruteforce.State {
@@ -274,20 +335,4 @@ func toBF(s store.LoginState) bruteforce.State {
 
 func fromBF(s bruteforce.State) store.LoginState {
 	return store.LoginState{Failures: s.Failures, Lockouts: s.Lockouts, LockedUntil: s.LockedUntil, Permanent: s.Permanent, LastFailure: s.LastFailure}
-}
-
-// LogEvents is the EventSink used until the tamper-evident audit log
-// exists: one structured log line per event, naming the account by id
-// only (never by name, nor the client address).
-type LogEvents struct{ Logger *slog.Logger }
-
-// RecordLogin implements EventSink.
-func (l LogEvents) RecordLogin(ctx context.Context, e LoginEvent) error {
-	level := slog.LevelInfo
-	if e.Kind != bruteforce.EventLoginFailed {
-		level = slog.LevelWarn
-	}
-	l.Logger.LogAttrs(ctx, level, "identity event", slog.String("event", string(e.Kind)),
-		slog.String("account", e.AccountID), slog.Int("failures", e.Failures), slog.Int("lockouts", e.Lockouts))
-	return nil
 }

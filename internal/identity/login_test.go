@@ -1,57 +1,38 @@
 package identity
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
+	"github.com/rampart-ml/rampart/internal/identity/identitytest"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/store"
 )
 
-type eventLog struct {
-	mu     sync.Mutex
-	events []LoginEvent
-}
-
-func (l *eventLog) RecordLogin(_ context.Context, e LoginEvent) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, e)
-	return nil
-}
-
-func (l *eventLog) kinds() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var k []string
-	for _, e := range l.events {
-		k = append(k, string(e.Kind))
-	}
-	return strings.Join(k, ",")
-}
-
 type loginFixture struct {
-	login  *PasswordLogin
-	st     store.Store
-	events *eventLog
-	now    time.Time
-	alice  store.Account
+	login *PasswordLogin
+	st    *identitytest.FailingStore
+	rec   *audit.Recorder
+	now   time.Time
+	alice store.Account
 }
 
 const alicePassword = "a long and unusual passphrase 7"
 
 func newLoginFixture(t *testing.T, params password.Params) *loginFixture {
 	t.Helper()
-	f := &loginFixture{st: newStore(t), events: &eventLog{}, now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	f := &loginFixture{st: identitytest.NewFailingStore(newStore(t)), now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	sealer := identitytest.NewSealer(t)
+	f.rec = identitytest.NewRecorder(t, f.st, sealer)
 	hash, _ := password.Hash(alicePassword, cheap)
 	f.alice = store.Account{ID: "alice-id", Name: "alice", PasswordHash: hash, CreatedAt: f.now}
 	if err := f.st.InTx(context.Background(), func(tx store.Tx) error {
@@ -62,7 +43,8 @@ func newLoginFixture(t *testing.T, params password.Params) *loginFixture {
 	cfg := bruteforce.DefaultConfig()
 	cfg.Timing.Min = 0 // timing floor tested separately
 	var err error
-	f.login, err = NewPasswordLogin(f.st, LoginOptions{Params: params, BruteForce: cfg, Events: f.events, Now: func() time.Time { return f.now }})
+	f.login, err = NewPasswordLogin(f.st, LoginOptions{Params: params, BruteForce: cfg, Recorder: f.rec, Sealer: sealer,
+		Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,14 +73,29 @@ func TestPasswordLogin(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalidCredentials", tc.name, err)
 		}
 	}
-	if got := f.events.kinds(); got != "login_failed,login_failed,login_failed" {
-		t.Errorf("events = %s", got)
+	recs := identitytest.Records(t, f.st)
+	type rec struct{ Action, ActorKind, Outcome, Reason string }
+	var got []rec
+	for _, r := range recs {
+		got = append(got, rec{r.Action, r.ActorKind, r.Outcome, r.Reason})
 	}
-	for _, e := range f.events.events {
-		if e.AccountID != "" && e.AccountID != "alice-id" {
-			t.Errorf("event names account %q", e.AccountID)
-		}
+	want := []rec{
+		{"login", audit.ActorUser, audit.OutcomeSuccess, ""},
+		{"login", audit.ActorUser, audit.OutcomeFailure, "invalid_credentials"},
+		{"login", audit.ActorAnonymous, audit.OutcomeFailure, "invalid_credentials"},
+		{"login", audit.ActorAnonymous, audit.OutcomeFailure, "invalid_credentials"},
+		{"login", audit.ActorAnonymous, audit.OutcomeFailure, "invalid_credentials"},
 	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	if recs[0].Actor != recs[1].Actor {
+		t.Error("alice's two attempts have different pseudonyms")
+	}
+	if id, err := identitytest.Resolve(t, f.st, f.rec, recs[0].Actor); id != "alice-id" || err != nil {
+		t.Errorf("Resolve(actor) = %q, %v; want alice-id", id, err)
+	}
+	identitytest.CheckPrivate(t, recs, "alice", "mallory", alicePassword, "not the passphrase", "192.0.2.1")
 }
 
 // Five wrong passwords lock the account: then even the right password gets
@@ -113,11 +110,19 @@ func TestLockoutHidesTheRightPassword(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !strings.HasSuffix(f.events.kinds(), "login_failed,account_locked") {
-		t.Fatalf("events = %s", f.events.kinds())
+	recs := identitytest.Records(t, f.st)
+	if got := identitytest.Actions(recs); got != "login login login login login login.lockout" {
+		t.Fatalf("records: %s", got)
+	}
+	lock := recs[len(recs)-1]
+	if lock.Reason != "temporary" || lock.TargetKind != "account" || lock.TargetID != lock.Actor || !audit.IsPseudonym(lock.TargetID) {
+		t.Errorf("lockout record %+v", lock)
 	}
 	if err := f.try("alice", alicePassword, "203.0.113.9"); !errors.Is(err, ErrInvalidCredentials) {
 		t.Fatalf("right password during lockout: %v, want ErrInvalidCredentials", err)
+	}
+	if r := identitytest.Records(t, f.st); r[len(r)-1].Reason != "locked" || r[len(r)-1].Outcome != audit.OutcomeFailure {
+		t.Errorf("attempt during lockout recorded as %+v", r[len(r)-1])
 	}
 	f.now = f.now.Add(61 * time.Second)
 	if err := f.try("alice", alicePassword, "203.0.113.9"); err != nil {
@@ -146,6 +151,10 @@ func TestSourceRateLimit(t *testing.T) {
 			}
 			if limited.RetryAfter <= 0 {
 				t.Errorf("RetryAfter = %v", limited.RetryAfter)
+			}
+			recs := identitytest.Records(t, f.st)
+			if last := recs[len(recs)-1]; last.Outcome != audit.OutcomeDenied || last.Reason != "rate_limited" || last.ActorKind != audit.ActorAnonymous {
+				t.Errorf("rate-limited attempt recorded as %+v", last)
 			}
 			// Another address is unaffected.
 			if err := f.try("alice", alicePassword, "192.0.2.51"); err != nil {
@@ -184,7 +193,7 @@ func TestTimingFloor(t *testing.T) {
 	st := newStore(t)
 	cfg := bruteforce.DefaultConfig()
 	cfg.Timing.Min = 30 * time.Millisecond
-	l, err := NewPasswordLogin(st, LoginOptions{Params: cheap, BruteForce: cfg})
+	l, err := NewPasswordLogin(st, LoginOptions{Params: cheap, BruteForce: cfg, Recorder: identitytest.NewRecorder(t, st, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,21 +204,109 @@ func TestTimingFloor(t *testing.T) {
 	}
 }
 
-func TestLogEvents(t *testing.T) {
+// The records of attempts with a second factor say what was wrong, never
+// what was typed; a disabled account's right password is a failure too.
+func TestLoginRecordReasons(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	sink := LogEvents{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
-	err := sink.RecordLogin(context.Background(), LoginEvent{
-		Event: bruteforce.Event{Kind: bruteforce.EventAccountLocked, Failures: 5, Lockouts: 1}, AccountID: "acct-1",
+	f := newLoginFixture(t, cheap)
+	secret, _, err := NewTOTPKey("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func() string {
+		c, err := totp.GenerateCodeCustom(secret, f.now, totpOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	wrong := func() string { // a valid-looking code that is not the current one
+		c := code()
+		return string('0'+(c[0]-'0'+1)%10) + c[1:]
+	}
+	tests := []struct {
+		name       string
+		setup      func(a *store.Account)
+		creds      Credentials
+		wantErr    error
+		wantReason string
+	}{
+		{"no code", f.withTOTP(t, secret), Credentials{Name: "alice", Password: alicePassword}, ErrSecondFactorRequired, "otp_required"},
+		{"wrong code", f.withTOTP(t, secret), Credentials{Name: "alice", Password: alicePassword, OTP: wrong()}, ErrInvalidCredentials, "totp_invalid"},
+		{"disabled", func(a *store.Account) { a.TOTPSecret, a.Disabled = nil, true }, Credentials{Name: "alice", Password: alicePassword}, ErrInvalidCredentials, "disabled"},
+	}
+	for _, tt := range tests {
+		f.updateAlice(t, tt.setup)
+		_, err := f.login.Login(context.Background(), tt.creds, netip.MustParseAddr("192.0.2.1"))
+		if !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.wantErr)
+		}
+		recs := identitytest.Records(t, f.st)
+		last := recs[len(recs)-1]
+		if last.Action != "login" || last.Outcome != audit.OutcomeFailure || last.Reason != tt.wantReason || last.ActorKind != audit.ActorUser {
+			t.Errorf("%s: recorded %+v, want a failed login with reason %s", tt.name, last, tt.wantReason)
+		}
+		identitytest.CheckPrivate(t, recs, "alice", alicePassword, code(), wrong())
+	}
+}
+
+// withTOTP returns a setup that gives alice the second factor secret.
+func (f *loginFixture) withTOTP(t *testing.T, secret string) func(a *store.Account) {
+	t.Helper()
+	sealed, err := f.login.sealer.Seal([]byte(secret), TOTPSecretAD(f.alice.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(a *store.Account) { a.TOTPSecret, a.TOTPLastStep = sealed, 0 }
+}
+
+func (f *loginFixture) updateAlice(t *testing.T, mod func(a *store.Account)) {
+	t.Helper()
+	ctx := context.Background()
+	err := f.st.InTx(ctx, func(tx store.Tx) error {
+		a, err := tx.Accounts().AccountByID(ctx, f.alice.ID)
+		if err != nil {
+			return err
+		}
+		mod(&a)
+		return tx.Accounts().UpdateAccount(ctx, a)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var line map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
-		t.Fatal(err)
+}
+
+// No login without its record: while the audit log refuses records, every
+// attempt fails with the audit error, the right password as well as a
+// wrong one or an unknown name (so the answer says nothing about the
+// password), and no failure is counted against the account.
+func TestLoginFailsClosed(t *testing.T) {
+	t.Parallel()
+	f := newLoginFixture(t, cheap)
+	f.st.SetFailing(true)
+	for _, c := range []Credentials{
+		{Name: "alice", Password: alicePassword},
+		{Name: "alice", Password: "not the passphrase at all"},
+		{Name: "mallory", Password: alicePassword},
+	} {
+		acct, err := f.login.Login(context.Background(), c, netip.MustParseAddr("192.0.2.1"))
+		if !errors.Is(err, audit.ErrWrite) || acct.ID != "" {
+			t.Errorf("Login(%s) = %+v, %v; want no account and audit.ErrWrite", c.Name, acct.ID, err)
+		}
 	}
-	if line["level"] != "WARN" || line["event"] != "account_locked" || line["account"] != "acct-1" || line["failures"] != 5.0 {
-		t.Errorf("log line = %v", line)
+	f.st.SetFailing(false)
+	if recs := identitytest.Records(t, f.st); len(recs) != 0 {
+		t.Errorf("records written while the log failed: %s", identitytest.Actions(recs))
+	}
+	var ls store.LoginState
+	_ = f.st.InTx(context.Background(), func(tx store.Tx) (err error) {
+		ls, err = tx.Accounts().LoginState(context.Background(), f.alice.ID)
+		return err
+	})
+	if ls.Failures != 0 {
+		t.Errorf("login state changed without its record: %+v", ls)
+	}
+	if err := f.try("alice", alicePassword, "192.0.2.1"); err != nil {
+		t.Errorf("login once the log works again: %v", err)
 	}
 }

@@ -7,6 +7,12 @@
 // client secret; generated secrets are shown exactly once, in the response
 // that created them. It never reveals another user's service account: to
 // anyone but its owner and admins, it does not exist (404).
+//
+// Every change is audited in the transaction that makes it, with one
+// Recorder.Record call next to the change: a change that cannot be
+// recorded is rolled back and answered 503. Records name accounts and
+// service accounts by id (the recorder turns them into pseudonyms) and
+// say which fields changed, never their values.
 package accounts
 
 import (
@@ -18,8 +24,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
@@ -39,9 +47,9 @@ type Options struct {
 	Revocations *identity.Revocations
 	Sealer      *secrets.Sealer
 	Keys        *signingkeys.Ring
-	// Events receives unlocks (lockouts come from Login).
-	Events identity.EventSink
-	Params password.Params
+	// Recorder writes the audit record of every change (required).
+	Recorder *audit.Recorder
+	Params   password.Params
 	// MinPasswordLength applies to password-only accounts (default 15).
 	MinPasswordLength int
 	Logger            *slog.Logger
@@ -55,7 +63,9 @@ type Service struct {
 	now func() time.Time
 }
 
-// New returns a Service.
+// New returns a Service. Every field of o but Params, MinPasswordLength,
+// Logger and Now is required; Recorder above all: without it no change
+// can be made.
 func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -120,12 +130,13 @@ type Me struct {
 	Kind               string `json:"kind"`
 	Name               string `json:"name"`
 	Admin              bool   `json:"admin"`
+	Auditor            bool   `json:"auditor"`
 	MustChangePassword bool   `json:"must_change_password,omitempty"`
 }
 
 func (s *Service) me(w http.ResponseWriter, r *http.Request) error {
 	p, _ := principal.FromContext(r.Context())
-	out := Me{ID: p.ID, Kind: string(p.Kind), Name: p.Name, Admin: p.Admin}
+	out := Me{ID: p.ID, Kind: string(p.Kind), Name: p.Name, Admin: p.Admin, Auditor: p.Auditor}
 	if sub, err := s.opt.Directory.Lookup(r.Context(), p.ID); err == nil {
 		out.MustChangePassword = sub.MustChangePassword
 	}
@@ -211,14 +222,34 @@ func sourceAddr(r *http.Request) netip.Addr {
 
 // endSessions revokes every session (and so every refresh token and
 // session access token) of subject and drops it from the directory cache,
-// so a change to the subject applies to its existing tokens at once.
-func (s *Service) endSessions(ctx context.Context, subject string) error {
+// so a change to the subject applies to its existing tokens at once. The
+// revocation is recorded ("session.revoke") with reason, the change that
+// ended them.
+func (s *Service) endSessions(ctx context.Context, subject, reason string) error {
 	s.opt.Directory.Invalidate(subject)
-	if _, err := provider.RevokeAllSessions(ctx, s.opt.Store, s.opt.Revocations, subject, s.now()); err != nil {
+	if _, err := provider.RevokeAllSessions(ctx, s.opt.Store, s.opt.Revocations, s.opt.Recorder, subject, reason, s.now()); err != nil {
 		return fmt.Errorf("revoke sessions of %s: %w", subject, err)
 	}
 	return nil
 }
+
+// subjectTarget is the audit target of an account or service account:
+// recorded as the subject's pseudonym.
+func subjectTarget(action, id string) audit.Entry {
+	return audit.Entry{Action: action, Target: audit.Target{Kind: identity.TargetKind(id)}, TargetSubject: id}
+}
+
+// fieldChanges names the fields an update changed, for the reason of its
+// record: which fields changed, never their values.
+type fieldChanges []string
+
+func (c *fieldChanges) add(name string, changed bool) {
+	if changed {
+		*c = append(*c, name)
+	}
+}
+
+func (c fieldChanges) String() string { return strings.Join(c, ",") }
 
 // randomHex returns n random bytes, hex-encoded.
 func randomHex(n int) string {

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/httpapi"
-	"github.com/rampart-ml/rampart/internal/identity"
-	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/store"
 )
@@ -22,6 +20,7 @@ type Account struct {
 	Name               string    `json:"name"`
 	Email              string    `json:"email"`
 	Admin              bool      `json:"admin"`
+	Auditor            bool      `json:"auditor"`
 	Disabled           bool      `json:"disabled"`
 	Anonymized         bool      `json:"anonymized"`
 	MustChangePassword bool      `json:"must_change_password"`
@@ -41,7 +40,7 @@ type Lockout struct {
 
 func accountView(a store.Account, ls store.LoginState, now time.Time) Account {
 	out := Account{
-		ID: a.ID, Name: a.Name, Email: a.Email, Admin: a.Admin, Disabled: a.Disabled, Anonymized: a.Anonymized,
+		ID: a.ID, Name: a.Name, Email: a.Email, Admin: a.Admin, Auditor: a.Auditor, Disabled: a.Disabled, Anonymized: a.Anonymized,
 		MustChangePassword: a.MustChangePassword, TOTP: a.TOTPSecret != nil, CreatedAt: a.CreatedAt.UTC(),
 		Lockout: Lockout{Permanent: ls.Permanent, Failures: ls.Failures},
 	}
@@ -123,6 +122,8 @@ type CreateAccountRequest struct {
 	Name  string `json:"name"`
 	Email string `json:"email,omitempty"`
 	Admin bool   `json:"admin,omitempty"`
+	// Auditor may read the audit log and resolve pseudonyms.
+	Auditor bool `json:"auditor,omitempty"`
 }
 
 // CreatedAccount answers POST /api/v1/accounts; InitialPassword is shown
@@ -152,11 +153,22 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a := store.Account{
-		ID: newAccountID(), Name: req.Name, Email: req.Email, PasswordHash: hash, Admin: req.Admin,
+		ID: newAccountID(), Name: req.Name, Email: req.Email, PasswordHash: hash, Admin: req.Admin, Auditor: req.Auditor,
 		MustChangePassword: true, CreatedAt: s.now().UTC().Truncate(time.Second),
 	}
 	ctx := r.Context()
-	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.Accounts().CreateAccount(ctx, a) })
+	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Accounts().CreateAccount(ctx, a); err != nil {
+			return err
+		}
+		// The reason names the roles granted, so role grants can be found.
+		var roles fieldChanges
+		roles.add("admin", a.Admin)
+		roles.add("auditor", a.Auditor)
+		e := subjectTarget("account.create", a.ID)
+		e.Reason = roles.String()
+		return s.opt.Recorder.Record(ctx, tx, e)
+	})
 	if errors.Is(err, store.ErrConflict) {
 		return httpapi.Error(http.StatusConflict, "name_taken", "an account with this name already exists", nil)
 	}
@@ -172,6 +184,7 @@ func (s *Service) createAccount(w http.ResponseWriter, r *http.Request) error {
 type UpdateAccountRequest struct {
 	Disabled *bool   `json:"disabled,omitempty"`
 	Admin    *bool   `json:"admin,omitempty"`
+	Auditor  *bool   `json:"auditor,omitempty"`
 	Email    *string `json:"email,omitempty"`
 	// TOTP false removes the user's second factor (a lost phone); users
 	// enroll one themselves, so true is refused.
@@ -215,6 +228,9 @@ func (s *Service) updateAccount(w http.ResponseWriter, r *http.Request) error {
 		if req.Admin != nil {
 			after.Admin = *req.Admin
 		}
+		if req.Auditor != nil {
+			after.Auditor = *req.Auditor
+		}
 		if req.Email != nil {
 			after.Email = *req.Email
 		}
@@ -227,6 +243,17 @@ func (s *Service) updateAccount(w http.ResponseWriter, r *http.Request) error {
 		if err := tx.Accounts().UpdateAccount(ctx, after); err != nil {
 			return err
 		}
+		var ch fieldChanges
+		ch.add("admin", after.Admin != before.Admin)
+		ch.add("auditor", after.Auditor != before.Auditor)
+		ch.add("disabled", after.Disabled != before.Disabled)
+		ch.add("email", after.Email != before.Email)
+		ch.add("totp", before.TOTPSecret != nil && after.TOTPSecret == nil)
+		e := subjectTarget("account.update", id)
+		e.Reason = ch.String()
+		if err := s.opt.Recorder.Record(ctx, tx, e); err != nil {
+			return err
+		}
 		ls, err = tx.Accounts().LoginState(ctx, id)
 		return err
 	})
@@ -237,7 +264,7 @@ func (s *Service) updateAccount(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("update account %s: %w", id, err)
 	}
 	if after.Disabled {
-		if err := s.endSessions(ctx, id); err != nil {
+		if err := s.endSessions(ctx, id, "account_disabled"); err != nil {
 			return err
 		}
 	}
@@ -246,6 +273,10 @@ func (s *Service) updateAccount(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deleteAccount deletes an account and erases its pseudonym (GDPR Art. 17):
+// its audit records stay, and the chain still verifies, but nothing links
+// them to the person any more. The delete record is written first, so it
+// still carries their pseudonym.
 func (s *Service) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if !validPathID(id) {
@@ -274,7 +305,7 @@ func (s *Service) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	err := s.opt.Store.InTx(ctx, func(tx store.Tx) error { _, err := check(tx); return err })
 	if err == nil {
-		err = s.endSessions(ctx, id)
+		err = s.endSessions(ctx, id, "account_delete")
 	}
 	if err == nil {
 		err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
@@ -285,7 +316,13 @@ func (s *Service) deleteAccount(w http.ResponseWriter, r *http.Request) error {
 			if _, err := tx.Grants().DeleteGrantsOfSubject(ctx, "user", id); err != nil {
 				return err
 			}
-			return tx.Accounts().DeleteAccount(ctx, id)
+			if err := tx.Accounts().DeleteAccount(ctx, id); err != nil {
+				return err
+			}
+			if err := s.opt.Recorder.Record(ctx, tx, subjectTarget("account.delete", id)); err != nil {
+				return err
+			}
+			return s.opt.Recorder.Erase(ctx, tx, id)
 		})
 	}
 	switch {
@@ -328,7 +365,10 @@ func (s *Service) resetPassword(w http.ResponseWriter, r *http.Request) error {
 			return httpapi.Error(http.StatusConflict, "anonymized", "the account was deleted by its user and cannot be changed", nil)
 		}
 		a.PasswordHash, a.MustChangePassword = hash, true
-		return tx.Accounts().UpdateAccount(ctx, a)
+		if err := tx.Accounts().UpdateAccount(ctx, a); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, subjectTarget("account.reset-password", id))
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("account")
@@ -336,7 +376,7 @@ func (s *Service) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("reset password of %s: %w", id, err)
 	}
-	if err := s.endSessions(ctx, id); err != nil {
+	if err := s.endSessions(ctx, id, "password_reset"); err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, PasswordReset{Password: pw})
@@ -351,18 +391,25 @@ func (s *Service) unlockAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	err := s.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		return tx.Accounts().SetLoginState(ctx, id, store.LoginState{})
+		a, err := tx.Accounts().AccountByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if a.Anonymized {
+			// Nothing to unlock (it cannot log in), and its pseudonym was
+			// erased: a record would make it a new one.
+			return httpapi.Error(http.StatusConflict, "anonymized", "the account was deleted by its user and cannot be changed", nil)
+		}
+		if err := tx.Accounts().SetLoginState(ctx, id, store.LoginState{}); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, subjectTarget("account.unlock", id))
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("account")
 	}
 	if err != nil {
 		return fmt.Errorf("unlock account %s: %w", id, err)
-	}
-	if s.opt.Events != nil {
-		_ = s.opt.Events.RecordLogin(ctx, identity.LoginEvent{
-			Event: bruteforce.Event{Kind: bruteforce.EventAccountUnlocked}, AccountID: id, Time: s.now(),
-		})
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -375,7 +422,7 @@ type RotatedKey struct {
 }
 
 // rotateSigningKey retires the current token-signing key now; tokens it
-// signed stay valid until they expire.
+// signed stay valid until they expire. The ring records the rotation.
 func (s *Service) rotateSigningKey(w http.ResponseWriter, r *http.Request) error {
 	k, err := s.opt.Keys.Rotate(r.Context())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/store"
 )
@@ -111,7 +112,10 @@ func (s *Service) addKey(w http.ResponseWriter, r *http.Request) error {
 			return httpapi.Error(http.StatusConflict, "limit_reached",
 				fmt.Sprintf("a service account may have at most %d keys; delete one first", maxKeysPerAccount), nil)
 		}
-		return tx.ServiceAccounts().AddClientKey(ctx, k)
+		if err := tx.ServiceAccounts().AddClientKey(ctx, k); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, keyRecord("client-key.add", sa.ID, jwk))
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -135,7 +139,24 @@ func (s *Service) deleteKey(w http.ResponseWriter, r *http.Request) error {
 		return notFound("key")
 	}
 	ctx := r.Context()
-	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.ServiceAccounts().DeleteClientKey(ctx, sa.ID, kid) })
+	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		all, err := tx.ServiceAccounts().ClientKeys(ctx, sa.ID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(all, func(k store.ClientKey) bool { return k.ID == kid })
+		if i < 0 {
+			return store.ErrNotFound
+		}
+		var jwk jose.JSONWebKey
+		if err := jwk.UnmarshalJSON(all[i].PublicKey); err != nil {
+			return fmt.Errorf("stored client key %s: %w", kid, err)
+		}
+		if err := tx.ServiceAccounts().DeleteClientKey(ctx, sa.ID, kid); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, keyRecord("client-key.delete", sa.ID, jwk))
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("key")
 	}
@@ -144,6 +165,17 @@ func (s *Service) deleteKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// keyRecord is the audit entry of an action on a client key. The target
+// names the key by its RFC 7638 thumbprint, not its kid: the kid is
+// whatever the client wrote, which might be personal ("alice-laptop").
+func keyRecord(action, serviceAccountID string, k jose.JSONWebKey) audit.Entry {
+	id := "?"
+	if tp, err := k.Thumbprint(crypto.SHA256); err == nil {
+		id = base64.RawURLEncoding.EncodeToString(tp)
+	}
+	return audit.Entry{Action: action, Target: audit.Target{Kind: "client-key", ID: serviceAccountID + "/" + id}}
 }
 
 func invalidKey(msg string) *httpapi.HTTPError {

@@ -67,12 +67,15 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		a.PasswordHash, a.MustChangePassword = hash, false
-		return tx.Accounts().UpdateAccount(ctx, a)
+		if err := tx.Accounts().UpdateAccount(ctx, a); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, subjectTarget("password.change", acct.ID))
 	})
 	if err != nil {
 		return fmt.Errorf("change password of %s: %w", acct.ID, err)
 	}
-	if err := s.endSessions(ctx, acct.ID); err != nil {
+	if err := s.endSessions(ctx, acct.ID, "password_change"); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -108,7 +111,11 @@ type DeleteSelfRequest struct {
 
 // deleteSelf deletes the caller's account. An account that still owns
 // resources (service accounts) is anonymized instead: the row stays as the
-// owner reference, without name, e-mail, usable password or second factor.
+// owner reference, without name, e-mail, roles, usable password, second
+// factor or login state. Either way the account's pseudonym is erased
+// (GDPR Art. 17) in the same transaction, after the record of the
+// deletion, so that record still carries it and nothing links any record
+// to the person afterwards.
 func (s *Service) deleteSelf(w http.ResponseWriter, r *http.Request) error {
 	acct, err := s.localUser(r)
 	if err != nil {
@@ -128,12 +135,27 @@ func (s *Service) deleteSelf(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+	// Check, end the sessions, then delete (checking again): a refused
+	// deletion must not log the user out, and the record of the sessions'
+	// end must not come after the erasure, or it would give the account a
+	// new pseudonym.
+	check := func(tx store.Tx) (store.Account, error) {
 		a, err := tx.Accounts().AccountByID(ctx, acct.ID)
 		if err != nil {
-			return err
+			return a, err
 		}
-		if err := checkLastAdmin(ctx, tx, a, nil); err != nil {
+		return a, checkLastAdmin(ctx, tx, a, nil)
+	}
+	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error { _, err := check(tx); return err })
+	if err == nil {
+		err = s.endSessions(ctx, acct.ID, "account_delete")
+	}
+	if err != nil {
+		return fmt.Errorf("delete account %s: %w", acct.ID, err)
+	}
+	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		a, err := check(tx)
+		if err != nil {
 			return err
 		}
 		n, err := ownsServiceAccounts(ctx, tx, a.ID)
@@ -145,26 +167,35 @@ func (s *Service) deleteSelf(w http.ResponseWriter, r *http.Request) error {
 		if _, err := tx.Grants().DeleteGrantsOfSubject(ctx, "user", a.ID); err != nil {
 			return err
 		}
+		action := "account.delete"
 		if n == 0 {
-			return tx.Accounts().DeleteAccount(ctx, a.ID)
+			if err := tx.Accounts().DeleteAccount(ctx, a.ID); err != nil {
+				return err
+			}
+		} else {
+			action = "account.anonymize"
+			a.Name = anonymizedPrefix + a.ID
+			a.Email = ""
+			a.PasswordHash = unusable
+			a.Admin, a.Auditor, a.MustChangePassword = false, false, false
+			a.Disabled, a.Anonymized = true, true
+			a.TOTPSecret, a.TOTPLastStep = nil, 0
+			if err := tx.Accounts().UpdateAccount(ctx, a); err != nil {
+				return err
+			}
+			if err := tx.Accounts().SetLoginState(ctx, a.ID, store.LoginState{}); err != nil {
+				return err
+			}
 		}
-		a.Name = anonymizedPrefix + a.ID
-		a.Email = ""
-		a.PasswordHash = unusable
-		a.Admin, a.MustChangePassword = false, false
-		a.Disabled, a.Anonymized = true, true
-		a.TOTPSecret, a.TOTPLastStep = nil, 0
-		if err := tx.Accounts().UpdateAccount(ctx, a); err != nil {
+		if err := s.opt.Recorder.Record(ctx, tx, subjectTarget(action, a.ID)); err != nil {
 			return err
 		}
-		return tx.Accounts().SetLoginState(ctx, a.ID, store.LoginState{})
+		return s.opt.Recorder.Erase(ctx, tx, a.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("delete account %s: %w", acct.ID, err)
 	}
-	if err := s.endSessions(ctx, acct.ID); err != nil {
-		return err
-	}
+	s.opt.Directory.Invalidate(acct.ID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -213,6 +244,11 @@ func (s *Service) beginTOTP(w http.ResponseWriter, r *http.Request) error {
 	sealed, err := s.opt.Sealer.Seal([]byte(secret), enrollmentAD(acct.ID, exp.Unix()))
 	if err != nil {
 		return fmt.Errorf("seal totp enrollment: %w", err)
+	}
+	// Nothing is stored until the code is confirmed, but a secret is
+	// handed out: recorded (and committed) before it is.
+	if err := s.opt.Recorder.Write(r.Context(), subjectTarget("totp.enroll", acct.ID)); err != nil {
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, TOTPEnrollment{
 		Secret: secret, OTPAuthURL: url, ExpiresAt: exp,
@@ -297,7 +333,10 @@ func (s *Service) confirmTOTP(w http.ResponseWriter, r *http.Request) error {
 			return httpapi.Error(http.StatusConflict, "totp_enabled", "the account already has a second factor", nil)
 		}
 		a.TOTPSecret, a.TOTPLastStep = sealed, step
-		return tx.Accounts().UpdateAccount(ctx, a)
+		if err := tx.Accounts().UpdateAccount(ctx, a); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, subjectTarget("totp.confirm", acct.ID))
 	})
 	if err != nil {
 		return fmt.Errorf("enable totp of %s: %w", acct.ID, err)
@@ -340,7 +379,10 @@ func (s *Service) removeTOTP(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		a.TOTPSecret = nil
-		return tx.Accounts().UpdateAccount(ctx, a)
+		if err := tx.Accounts().UpdateAccount(ctx, a); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, subjectTarget("totp.remove", acct.ID))
 	})
 	if err != nil {
 		return fmt.Errorf("remove totp of %s: %w", acct.ID, err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/principal"
@@ -174,7 +175,13 @@ func (s *Service) createServiceAccount(w http.ResponseWriter, r *http.Request) e
 		if err := tx.ServiceAccounts().CreateServiceAccount(ctx, sa); err != nil {
 			return err
 		}
-		return tx.ServiceAccounts().AddClientSecret(ctx, cs)
+		if err := tx.ServiceAccounts().AddClientSecret(ctx, cs); err != nil {
+			return err
+		}
+		if err := s.opt.Recorder.Record(ctx, tx, subjectTarget("service-account.create", sa.ID)); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, secretRecord("client-secret.create", cs))
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -231,6 +238,7 @@ func (s *Service) updateServiceAccount(w http.ResponseWriter, r *http.Request) e
 		if err != nil {
 			return err
 		}
+		before := cur
 		if req.Disabled != nil {
 			cur.Disabled = *req.Disabled
 		}
@@ -251,7 +259,17 @@ func (s *Service) updateServiceAccount(w http.ResponseWriter, r *http.Request) e
 			cur.OwnerID = owner.ID
 		}
 		sa = cur
-		return tx.ServiceAccounts().UpdateServiceAccount(ctx, cur)
+		if err := tx.ServiceAccounts().UpdateServiceAccount(ctx, cur); err != nil {
+			return err
+		}
+		var ch fieldChanges
+		ch.add("disabled", cur.Disabled != before.Disabled)
+		ch.add("description", cur.Description != before.Description)
+		ch.add("expires_at", !cur.ExpiresAt.Equal(before.ExpiresAt))
+		ch.add("owner_id", cur.OwnerID != before.OwnerID)
+		e := subjectTarget("service-account.update", sa.ID)
+		e.Reason = ch.String()
+		return s.opt.Recorder.Record(ctx, tx, e)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("service account")
@@ -260,7 +278,7 @@ func (s *Service) updateServiceAccount(w http.ResponseWriter, r *http.Request) e
 		return fmt.Errorf("update service account %s: %w", sa.ID, err)
 	}
 	if sa.Disabled {
-		if err := s.endSessions(ctx, sa.ID); err != nil {
+		if err := s.endSessions(ctx, sa.ID, "service_account_disabled"); err != nil {
 			return err
 		}
 	}
@@ -269,20 +287,25 @@ func (s *Service) updateServiceAccount(w http.ResponseWriter, r *http.Request) e
 	return nil
 }
 
+// deleteServiceAccount deletes a service account. Its pseudonym is kept:
+// a machine is no data subject, and auditors go on resolving its records.
 func (s *Service) deleteServiceAccount(w http.ResponseWriter, r *http.Request) error {
 	sa, err := s.loadServiceAccount(r)
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
-	if err := s.endSessions(ctx, sa.ID); err != nil {
+	if err := s.endSessions(ctx, sa.ID, "service_account_delete"); err != nil {
 		return err
 	}
 	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
 		if _, err := tx.Grants().DeleteGrantsOfSubject(ctx, "service-account", sa.ID); err != nil {
 			return err
 		}
-		return tx.ServiceAccounts().DeleteServiceAccount(ctx, sa.ID)
+		if err := tx.ServiceAccounts().DeleteServiceAccount(ctx, sa.ID); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, subjectTarget("service-account.delete", sa.ID))
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("service account")
@@ -306,6 +329,12 @@ func newClientSecret(serviceAccountID string, now, exp time.Time) (string, store
 	return secret, store.ClientSecret{
 		ID: randomHex(8), ServiceAccountID: serviceAccountID, Hash: h[:], CreatedAt: now, ExpiresAt: exp,
 	}
+}
+
+// secretRecord is the audit entry of an action on a client secret; the
+// target names the service account and the secret's id, never the secret.
+func secretRecord(action string, cs store.ClientSecret) audit.Entry {
+	return audit.Entry{Action: action, Target: audit.Target{Kind: "client-secret", ID: cs.ServiceAccountID + "/" + cs.ID}}
 }
 
 // ClientSecret describes a secret without revealing it; Secret is set only
@@ -406,12 +435,20 @@ func (s *Service) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 			if err := tx.ServiceAccounts().DeleteClientSecret(ctx, sa.ID, old.ID); err != nil {
 				return err
 			}
+			e := secretRecord("client-secret.delete", old)
+			e.Reason = "expired"
+			if err := s.opt.Recorder.Record(ctx, tx, e); err != nil {
+				return err
+			}
 		}
 		if valid >= maxSecretsPerAccount {
 			return httpapi.Error(http.StatusConflict, "limit_reached", fmt.Sprintf(
 				"a service account may have at most %d valid secrets; rotate with a shorter overlap or delete some", maxSecretsPerAccount), nil)
 		}
-		return tx.ServiceAccounts().AddClientSecret(ctx, cs)
+		if err := tx.ServiceAccounts().AddClientSecret(ctx, cs); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, secretRecord("client-secret.create", cs))
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("service account")
@@ -435,7 +472,12 @@ func (s *Service) deleteSecret(w http.ResponseWriter, r *http.Request) error {
 		return notFound("secret")
 	}
 	ctx := r.Context()
-	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.ServiceAccounts().DeleteClientSecret(ctx, sa.ID, id) })
+	err = s.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.ServiceAccounts().DeleteClientSecret(ctx, sa.ID, id); err != nil {
+			return err
+		}
+		return s.opt.Recorder.Record(ctx, tx, secretRecord("client-secret.delete", store.ClientSecret{ID: id, ServiceAccountID: sa.ID}))
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("secret")
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/authn"
+	"github.com/rampart-ml/rampart/internal/identity/identitytest"
 	"github.com/rampart-ml/rampart/internal/identity/jwttest"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
@@ -90,7 +91,8 @@ func newFixture(t testing.TB, o func(*authn.Options)) *fixture {
 		t.Fatal(err)
 	}
 	// The ring runs on real time; the authenticator on the fake clock.
-	if f.keys, err = signingkeys.New(st, sealer, signingkeys.Options{MaxTokenLifetime: 5 * time.Minute}); err != nil {
+	if f.keys, err = signingkeys.New(st, sealer, signingkeys.Options{MaxTokenLifetime: 5 * time.Minute,
+		Recorder: identitytest.NewRecorder(t, st, sealer)}); err != nil {
 		t.Fatal(err)
 	}
 	if f.key, err = f.keys.Signing(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/rampart-ml/rampart/internal/identity"
+	"github.com/rampart-ml/rampart/internal/identity/identitytest"
 	"github.com/rampart-ml/rampart/internal/identity/jwttest"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
@@ -33,7 +34,8 @@ func BenchmarkTokenVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ring, err := signingkeys.New(st, sealer, signingkeys.Options{MaxTokenLifetime: 5 * time.Minute})
+	ring, err := signingkeys.New(st, sealer, signingkeys.Options{MaxTokenLifetime: 5 * time.Minute,
+		Recorder: identitytest.NewRecorder(b, st, sealer)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
@@ -22,6 +23,9 @@ type LoginRequest struct {
 	// OTP is the TOTP code, for accounts with a second factor.
 	OTP string `json:"otp,omitempty"`
 }
+
+// apiLoginID is the id of the authorization request apiLogin makes up.
+const apiLoginID = "api-login"
 
 // apiLogin is the direct user name + password login for scripts. It runs
 // behind the same brute-force protection as the login page and returns the
@@ -54,18 +58,23 @@ func (p *Provider) apiLogin(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, bruteforce.ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		return httpapi.Error(http.StatusServiceUnavailable, "busy", "too many logins in progress; retry shortly", err)
+	case errors.Is(err, audit.ErrWrite):
+		return err // 503: the attempt could not be recorded
 	default:
 		return httpapi.Error(http.StatusInternalServerError, "internal", "login failed", err)
 	}
 
 	ctx := op.ContextWithIssuer(r.Context(), p.opt.Issuer)
 	a := &authRequest{
-		id: "api-login", done: true, subject: acct.ID, authTime: p.now(), amr: amrOf(acct),
+		id: apiLoginID, done: true, subject: acct.ID, authTime: p.now(), amr: amrOf(acct),
 		req: oidc.AuthRequest{ClientID: CLIClientID, ResponseType: oidc.ResponseTypeCode,
 			Scopes: oidc.SpaceDelimitedArray{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}},
 	}
 	resp, err := op.CreateTokenResponse(ctx, a, p.cliClient(), p.op, true, "", "")
 	if err != nil {
+		if errors.Is(err, audit.ErrWrite) {
+			return err // 503: no tokens without their record
+		}
 		var oe *oidc.Error
 		if errors.As(err, &oe) && oe.ErrorType == oidc.InvalidGrant {
 			return httpapi.Error(http.StatusUnauthorized, "invalid_credentials", identity.ErrInvalidCredentials.Error(), err)

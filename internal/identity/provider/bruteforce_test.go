@@ -11,6 +11,7 @@ import (
 
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
+	"github.com/rampart-ml/rampart/internal/identity/identitytest"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
@@ -79,6 +80,7 @@ func TestPasswordGuessingFromOneAddress(t *testing.T) {
 			bf.Timing.Min = 0
 			login, err := identity.NewPasswordLogin(st, identity.LoginOptions{
 				Params: guessParams, BruteForce: bf, Now: func() time.Time { return now },
+				Recorder: identitytest.NewRecorder(t, st, nil),
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -444,7 +444,7 @@ func TestRevokeAllSessions(t *testing.T) {
 	e.createUser(t, "bob", userPassword)
 	a1, a2 := e.apiLogin(t, "alice", userPassword), e.codeFlow(t, "alice", userPassword)
 	b := e.apiLogin(t, "bob", userPassword)
-	n, err := e.Provider.RevokeAllSessions(context.Background(), alice.ID)
+	n, err := e.Provider.RevokeAllSessions(context.Background(), alice.ID, "logout")
 	if err != nil || n != 2 {
 		t.Fatalf("RevokeAllSessions = %d, %v; want 2 sessions", n, err)
 	}

@@ -21,10 +21,12 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/authn"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
+	"github.com/rampart-ml/rampart/internal/identity/identitytest"
 	"github.com/rampart-ml/rampart/internal/identity/jwttest"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/identity/provider"
@@ -55,8 +57,10 @@ const (
 )
 
 type env struct {
-	URL      string
-	Store    store.Store
+	URL string
+	// Store's audit log can be made to fail (SetFailing).
+	Store    *identitytest.FailingStore
+	Rec      *audit.Recorder
 	Keys     *signingkeys.Ring
 	Sealer   *secrets.Sealer
 	Dir      *identity.Directory
@@ -86,25 +90,27 @@ func newEnv(t *testing.T, mutate ...func(*envConfig)) *env {
 		m(&cfg)
 	}
 
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "rampart.db"))
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "rampart.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(func() { _ = db.Close() })
+	st := identitytest.NewFailingStore(db)
 	master := make([]byte, secrets.KeySize)
 	_, _ = rand.Read(master)
 	sealer, err := secrets.New(master)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := signingkeys.New(st, sealer, signingkeys.Options{MaxTokenLifetime: 5 * time.Minute})
+	rec := identitytest.NewRecorder(t, st, sealer)
+	ring, err := signingkeys.New(st, sealer, signingkeys.Options{MaxTokenLifetime: 5 * time.Minute, Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ring.Signing(ctx); err != nil {
 		t.Fatal(err)
 	}
-	login, err := identity.NewPasswordLogin(st, identity.LoginOptions{Params: fastParams, BruteForce: cfg.bruteForce, Sealer: sealer})
+	login, err := identity.NewPasswordLogin(st, identity.LoginOptions{Params: fastParams, BruteForce: cfg.bruteForce, Sealer: sealer, Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +123,7 @@ func newEnv(t *testing.T, mutate ...func(*envConfig)) *env {
 	discard := slog.New(slog.DiscardHandler)
 	po := provider.Options{
 		Issuer: issuer, Store: st, Keys: ring, Login: login, Directory: dir, Revocations: rev, Sealer: sealer,
-		Logger: discard,
+		Recorder: rec, Logger: discard,
 	}
 	if cfg.provider != nil {
 		cfg.provider(&po)
@@ -149,7 +155,7 @@ func newEnv(t *testing.T, mutate ...func(*envConfig)) *env {
 	t.Cleanup(srv.Close)
 
 	e := &env{
-		URL: issuer, Store: st, Keys: ring, Sealer: sealer, Dir: dir, Rev: rev, Login: login, Provider: p, Authn: au,
+		URL: issuer, Store: st, Rec: rec, Keys: ring, Sealer: sealer, Dir: dir, Rev: rev, Login: login, Provider: p, Authn: au,
 		transport: srv.Client().Transport,
 	}
 	e.Client = e.newClient(false)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
@@ -101,6 +102,8 @@ func loginError(err error) (int, string) {
 		return http.StatusTooManyRequests, rl.Error()
 	case errors.Is(err, bruteforce.ErrBusy):
 		return http.StatusServiceUnavailable, "The server is busy; try again in a moment."
+	case errors.Is(err, audit.ErrWrite):
+		return http.StatusServiceUnavailable, "The server cannot record logins right now, so none can happen; try again later."
 	default:
 		return http.StatusInternalServerError, "Login failed because of a server error."
 	}

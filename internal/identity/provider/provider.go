@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/cors"
@@ -17,6 +21,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
@@ -54,6 +59,9 @@ type Options struct {
 	Directory   *identity.Directory
 	Revocations *identity.Revocations
 	Sealer      *secrets.Sealer
+	// Recorder records every token issued or revoked and every session
+	// started or ended, in the transaction that does it (required).
+	Recorder *audit.Recorder
 	// AccessTokenLifetime defaults to 5 minutes; SessionLifetime (how long
 	// refresh tokens keep a login alive) to 24 hours.
 	AccessTokenLifetime time.Duration
@@ -89,8 +97,8 @@ func New(o Options) (*Provider, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Store == nil || o.Keys == nil || o.Login == nil || o.Directory == nil || o.Revocations == nil || o.Sealer == nil {
-		return nil, errors.New("provider: Store, Keys, Login, Directory, Revocations and Sealer are required")
+	if o.Store == nil || o.Keys == nil || o.Login == nil || o.Directory == nil || o.Revocations == nil || o.Sealer == nil || o.Recorder == nil {
+		return nil, errors.New("provider: Store, Keys, Login, Directory, Revocations, Sealer and Recorder are required")
 	}
 	p := &Provider{
 		opt: o, log: o.Logger, now: o.Now,
@@ -171,34 +179,136 @@ func formParsed(h http.Handler) http.Handler {
 	})
 }
 
-// raw adapts a plain handler (op writes its own OAuth-format errors).
+// raw adapts one of op's handlers, which write their own OAuth-format
+// errors. The response is held back until the request is over: if an
+// audit record could not be written meanwhile (see serverError), op's
+// answer (a 500 server_error at best, a token at worst) is dropped and
+// the request fails with the audit error, which answers 503.
 func raw(h http.Handler) httpapi.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		h.ServeHTTP(w, r)
+		f := &auditFailure{}
+		held := &heldResponse{header: make(http.Header)}
+		h.ServeHTTP(held, r.WithContext(context.WithValue(r.Context(), auditFailureKey{}, f)))
+		if err := f.get(); err != nil {
+			return err
+		}
+		held.writeTo(w)
 		return nil
 	}
 }
 
+// auditFailure carries an audit write failure out of op's storage
+// callbacks, which can only return OAuth errors, to raw.
+type auditFailure struct {
+	mu  sync.Mutex
+	err error
+}
+
+type auditFailureKey struct{}
+
+func (f *auditFailure) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *auditFailure) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// serverError is op's server_error for err. An audit write failure is also
+// noted for raw, so the client gets 503 audit_unavailable.
+func serverError(ctx context.Context, err error) *oidc.Error {
+	if f, ok := ctx.Value(auditFailureKey{}).(*auditFailure); ok && errors.Is(err, audit.ErrWrite) {
+		f.set(err)
+	}
+	return oidc.ErrServerError().WithParent(err)
+}
+
+// heldResponse is a response kept in memory until raw releases it.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return h.body.Write(b)
+}
+
+func (h *heldResponse) writeTo(w http.ResponseWriter) {
+	maps.Copy(w.Header(), h.header)
+	w.WriteHeader(cmp.Or(h.status, http.StatusOK))
+	_, _ = w.Write(h.body.Bytes()) // a failed write means the client went away
+}
+
 // ---- sessions and tokens ----
 
-func (p *Provider) createSession(ctx context.Context, info tokenRequestInfo, now, end time.Time) (string, error) {
+// startSession starts a session for info ending at end, with refresh as
+// its first refresh token unless that is empty, and returns the id of its
+// first access token. The session and the token are recorded
+// ("session.create", "token.issue", reason: the grant type) in the same
+// transaction.
+func (p *Provider) startSession(ctx context.Context, info tokenRequestInfo, now, end time.Time, refresh string) (string, error) {
 	if _, err := p.opt.Directory.Lookup(ctx, info.subject); err != nil {
 		if errors.Is(err, identity.ErrInactive) {
 			return "", oidc.ErrInvalidGrant().WithDescription("the account is disabled or no longer exists")
 		}
-		return "", oidc.ErrServerError().WithParent(err)
+		return "", serverError(ctx, err)
 	}
 	sid := rand.Text()
+	tokenID := sid + "." + rand.Text()
+	actor := identity.AuditActor(info.subject)
 	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		return tx.Sessions().CreateSession(ctx, store.Session{
+		err := tx.Sessions().CreateSession(ctx, store.Session{
 			ID: sid, Subject: info.subject, ClientID: info.clientID, Scopes: info.scopes, AMR: info.amr,
 			AuthTime: info.authTime, ExpiresAt: end, CreatedAt: now,
 		})
+		if err != nil {
+			return err
+		}
+		if refresh != "" {
+			err := tx.Sessions().CreateRefreshToken(ctx, store.RefreshToken{
+				Hash: hashToken(refresh), SessionID: sid, CreatedAt: now, ExpiresAt: end,
+			})
+			if err != nil {
+				return err
+			}
+		}
+		err = p.opt.Recorder.Record(ctx, tx, audit.Entry{
+			Action: "session.create", Target: audit.Target{Kind: "session", ID: sid}, Reason: info.grant, Actor: actor,
+		})
+		if err != nil {
+			return err
+		}
+		return p.opt.Recorder.Record(ctx, tx, tokenIssued(tokenID, info.grant, info.subject))
 	})
 	if err != nil {
-		return "", oidc.ErrServerError().WithParent(err)
+		return "", serverError(ctx, err)
 	}
-	return sid, nil
+	return tokenID, nil
+}
+
+// tokenIssued is the audit entry of access token tokenID issued to subject
+// by grant.
+func tokenIssued(tokenID, grant, subject string) audit.Entry {
+	return audit.Entry{
+		Action: "token.issue", Target: audit.Target{Kind: "token", ID: tokenID}, Reason: grant,
+		Actor: identity.AuditActor(subject),
+	}
 }
 
 var errRefreshInvalid = oidc.ErrInvalidGrant().WithDescription("refresh token is invalid, expired or revoked")
@@ -216,11 +326,13 @@ func (p *Provider) lookupRefreshToken(ctx context.Context, token string) (*refre
 		return nil, errRefreshInvalid
 	}
 	if err != nil {
-		return nil, oidc.ErrServerError().WithParent(err)
+		return nil, serverError(ctx, err)
 	}
 	now := p.now()
 	if !rt.UsedAt.IsZero() {
-		p.reuseDetected(ctx, sess)
+		if err := p.reuseDetected(ctx, sess); err != nil {
+			return nil, err
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; the session has been revoked")
 	}
 	if !sess.RevokedAt.IsZero() || !now.Before(rt.ExpiresAt) || !now.Before(sess.ExpiresAt) {
@@ -232,41 +344,62 @@ func (p *Provider) lookupRefreshToken(ctx context.Context, token string) (*refre
 	return &refreshRequest{session: sess, hash: hash, scopes: sess.Scopes}, nil
 }
 
-func (p *Provider) reuseDetected(ctx context.Context, sess store.Session) {
-	p.log.Warn("refresh token reuse detected: session revoked", slog.String("session", sess.ID), slog.String("client", sess.ClientID))
-	if err := p.revokeSession(ctx, sess); err != nil {
+// reuseDetected revokes the session of a refresh token presented twice
+// (stolen or leaked). It returns an error only when the revocation (or its
+// record) failed; the caller refuses the request either way.
+func (p *Provider) reuseDetected(ctx context.Context, sess store.Session) error {
+	p.log.Warn("refresh token reuse detected: revoking the session", slog.String("session", sess.ID), slog.String("client", sess.ClientID))
+	err := p.revokeSession(ctx, sess, audit.Entry{
+		Action: "session.revoke", Target: audit.Target{Kind: "session", ID: sess.ID}, Reason: "refresh_token_reuse",
+		Actor: identity.AuditActor(sess.Subject),
+	})
+	if err != nil {
 		p.log.Error("revoke session after refresh token reuse", slog.String("session", sess.ID), slog.Any("error", err))
+		return serverError(ctx, err)
 	}
+	return nil
 }
 
 // rotateRefreshToken marks the presented token used and issues its
-// successor in the same session, in one transaction.
+// successor in the same session, in one transaction with the record of
+// the new access token.
 func (p *Provider) rotateRefreshToken(ctx context.Context, r *refreshRequest, now time.Time) (string, string, time.Time, error) {
 	next := refreshTokenPrefix + rand.Text() + rand.Text()
+	tokenID := r.session.ID + "." + rand.Text()
 	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.Sessions().UseRefreshToken(ctx, r.hash, now); err != nil {
 			return err
 		}
-		return tx.Sessions().CreateRefreshToken(ctx, store.RefreshToken{
+		err := tx.Sessions().CreateRefreshToken(ctx, store.RefreshToken{
 			Hash: hashToken(next), SessionID: r.session.ID, CreatedAt: now, ExpiresAt: r.session.ExpiresAt,
 		})
+		if err != nil {
+			return err
+		}
+		return p.opt.Recorder.Record(ctx, tx, tokenIssued(tokenID, grantRefreshToken, r.session.Subject))
 	})
 	if errors.Is(err, store.ErrConflict) {
 		// Two exchanges of one token raced: one of them is a replay.
-		p.reuseDetected(ctx, r.session)
+		if err := p.reuseDetected(ctx, r.session); err != nil {
+			return "", "", time.Time{}, err
+		}
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; the session has been revoked")
 	}
 	if err != nil {
-		return "", "", time.Time{}, oidc.ErrServerError().WithParent(err)
+		return "", "", time.Time{}, serverError(ctx, err)
 	}
 	exp := minTime(now.Add(p.opt.AccessTokenLifetime), r.session.ExpiresAt)
-	return r.session.ID + "." + rand.Text(), next, exp, nil
+	return tokenID, next, exp, nil
 }
 
-func (p *Provider) revokeSession(ctx context.Context, sess store.Session) error {
+// revokeSession revokes sess and records e in the same transaction.
+func (p *Provider) revokeSession(ctx context.Context, sess store.Session, e audit.Entry) error {
 	now := p.now()
 	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		return tx.Sessions().RevokeSession(ctx, sess.ID, now)
+		if err := tx.Sessions().RevokeSession(ctx, sess.ID, now); err != nil {
+			return err
+		}
+		return p.opt.Recorder.Record(ctx, tx, e)
 	})
 	if err != nil {
 		return err
@@ -276,20 +409,33 @@ func (p *Provider) revokeSession(ctx context.Context, sess store.Session) error 
 }
 
 // RevokeAllSessions revokes every session of subject (logout everywhere,
-// password change, account disabled) and returns how many it revoked.
-func (p *Provider) RevokeAllSessions(ctx context.Context, subject string) (int, error) {
-	return RevokeAllSessions(ctx, p.opt.Store, p.opt.Revocations, subject, p.now())
+// password change, account disabled) and returns how many it revoked; the
+// audit record names the principal in ctx as the actor.
+func (p *Provider) RevokeAllSessions(ctx context.Context, subject, reason string) (int, error) {
+	return RevokeAllSessions(ctx, p.opt.Store, p.opt.Revocations, p.opt.Recorder, subject, reason, p.now())
 }
 
 // RevokeAllSessions is the store-level form, for callers without a Provider
-// (account management).
-func RevokeAllSessions(ctx context.Context, st store.Store, rev *identity.Revocations, subject string, now time.Time) (int, error) {
+// (account management). When it revokes any, it records "session.revoke"
+// with reason (machine text: "logout", "password_change", ...) on the
+// subject in the same transaction; the actor is the principal in ctx.
+func RevokeAllSessions(ctx context.Context, st store.Store, rev *identity.Revocations, rec *audit.Recorder, subject, reason string, now time.Time) (int, error) {
+	return revokeAllSessions(ctx, st, rev, rec, subject, now, audit.Entry{Reason: reason})
+}
+
+// revokeAllSessions is RevokeAllSessions with the record's actor and
+// reason given in e.
+func revokeAllSessions(ctx context.Context, st store.Store, rev *identity.Revocations, rec *audit.Recorder, subject string, now time.Time, e audit.Entry) (int, error) {
+	e.Action, e.Target, e.TargetSubject = "session.revoke", audit.Target{Kind: identity.TargetKind(subject)}, subject
 	var ids []string
 	var sessions []store.Session
 	err := st.InTx(ctx, func(tx store.Tx) error {
 		var err error
 		if ids, err = tx.Sessions().RevokeSessionsOf(ctx, subject, now); err != nil {
 			return err
+		}
+		if len(ids) == 0 {
+			return nil // nothing happened, nothing to record
 		}
 		for _, id := range ids {
 			s, err := tx.Sessions().SessionByID(ctx, id)
@@ -298,7 +444,7 @@ func RevokeAllSessions(ctx context.Context, st store.Store, rev *identity.Revoca
 			}
 			sessions = append(sessions, s)
 		}
-		return nil
+		return rec.Record(ctx, tx, e)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions: %w", err)
@@ -334,9 +480,12 @@ func (p *Provider) revoke(ctx context.Context, tokenOrID, subject, clientID stri
 			return err
 		}
 		if sess.ClientID != clientID {
-			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+			return p.wrongClient(ctx, clientID, audit.Target{Kind: "session", ID: sess.ID})
 		}
-		return p.revokeSession(ctx, sess)
+		// A refresh token stands for its whole session.
+		return p.revokeSession(ctx, sess, audit.Entry{
+			Action: "token.revoke", Target: audit.Target{Kind: "session", ID: sess.ID}, Actor: identity.AuditActor(subject),
+		})
 	}
 	if !ValidTokenID(tokenOrID) {
 		return nil
@@ -350,18 +499,44 @@ func (p *Provider) revoke(ctx context.Context, tokenOrID, subject, clientID stri
 			return err
 		}
 		if sess.ClientID != clientID {
-			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+			return p.wrongClient(ctx, clientID, audit.Target{Kind: "token", ID: tokenOrID})
 		}
 	} else if subject != clientID {
 		// Standalone tokens are a service account's own: sub = client id.
-		return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+		return p.wrongClient(ctx, clientID, audit.Target{Kind: "token", ID: tokenOrID})
 	}
 	t := store.RevokedToken{ID: tokenOrID, ExpiresAt: now.Add(p.opt.AccessTokenLifetime + time.Minute)}
-	if err := p.opt.Store.InTx(ctx, func(tx store.Tx) error { return tx.Sessions().RevokeAccessToken(ctx, t) }); err != nil {
+	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.Sessions().RevokeAccessToken(ctx, t); err != nil {
+			return err
+		}
+		return p.opt.Recorder.Record(ctx, tx, audit.Entry{
+			Action: "token.revoke", Target: audit.Target{Kind: "token", ID: tokenOrID}, Actor: identity.AuditActor(subject),
+		})
+	})
+	if err != nil {
 		return err
 	}
 	p.opt.Revocations.AddToken(t)
 	return nil
+}
+
+// wrongClient records and refuses clientID's attempt to revoke a token
+// that was issued to another client. The actor is the service account
+// that asked, or anonymous for the CLI (a public client: anyone can say
+// they are it).
+func (p *Provider) wrongClient(ctx context.Context, clientID string, target audit.Target) error {
+	actor := &audit.Actor{ID: audit.ActorAnonymous, Kind: audit.ActorAnonymous}
+	if strings.HasPrefix(clientID, identity.ServiceAccountIDPrefix) {
+		actor = identity.AuditActor(clientID) // authenticated by its secret
+	}
+	err := p.opt.Recorder.Write(ctx, audit.Entry{
+		Action: "token.revoke", Target: target, Outcome: audit.OutcomeDenied, Reason: "wrong_client", Actor: actor,
+	})
+	if err != nil {
+		return err
+	}
+	return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
 }
 
 // checkTokenActive refuses revoked tokens and inactive subjects (for
@@ -411,16 +586,20 @@ func (p *Provider) fillUserinfo(ctx context.Context, info *oidc.UserInfo, subjec
 	return nil
 }
 
-// checkClientSecret authenticates a service account by secret.
+// errBadClient refuses unknown, inactive or wrong client credentials.
+var errBadClient = errors.New("invalid client credentials")
+
+// checkClientSecret authenticates a service account by secret; it returns
+// errBadClient or an oidc server error.
 func (p *Provider) checkClientSecret(ctx context.Context, id, secret string) error {
 	if !strings.HasPrefix(id, identity.ServiceAccountIDPrefix) || secret == "" || len(secret) > 256 {
-		return errors.New("invalid client credentials")
+		return errBadClient
 	}
 	if _, err := p.opt.Directory.Lookup(ctx, id); err != nil {
 		if errors.Is(err, identity.ErrInactive) {
-			return errors.New("invalid client credentials")
+			return errBadClient
 		}
-		return oidc.ErrServerError().WithParent(err)
+		return serverError(ctx, err)
 	}
 	var secrets []store.ClientSecret
 	err := p.opt.Store.InTx(ctx, func(tx store.Tx) error {
@@ -429,12 +608,36 @@ func (p *Provider) checkClientSecret(ctx context.Context, id, secret string) err
 		return err
 	})
 	if err != nil {
-		return oidc.ErrServerError().WithParent(err)
+		return serverError(ctx, err)
 	}
 	if !checkSecret(secret, secrets, p.now()) {
-		return errors.New("invalid client credentials")
+		return errBadClient
 	}
 	return nil
+}
+
+// recordBadClient records a client_credentials request refused for its
+// client credentials ("token.issue", failure, "invalid_client"). The actor
+// is the service account clientID names, if there is one, else anonymous:
+// an id that names nothing is never recorded, so a stranger's guesses
+// create no pseudonyms.
+func (p *Provider) recordBadClient(ctx context.Context, clientID string) error {
+	return p.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		actor := &audit.Actor{ID: audit.ActorAnonymous, Kind: audit.ActorAnonymous}
+		if strings.HasPrefix(clientID, identity.ServiceAccountIDPrefix) && len(clientID) <= 128 {
+			_, err := tx.ServiceAccounts().ServiceAccountByID(ctx, clientID)
+			switch {
+			case err == nil:
+				actor = identity.AuditActor(clientID)
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+		}
+		return p.opt.Recorder.Record(ctx, tx, audit.Entry{
+			Action: "token.issue", Target: audit.Target{Kind: "token"}, Outcome: audit.OutcomeFailure,
+			Reason: "invalid_client", Actor: actor,
+		})
+	})
 }
 
 // refreshTokenSession loads the refresh token with this hash and its

@@ -19,6 +19,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/identity"
 	"github.com/rampart-ml/rampart/internal/identity/signingkeys"
 	"github.com/rampart-ml/rampart/internal/store"
@@ -134,19 +135,37 @@ func (s storage) GetDeviceAuthorizatonState(_ context.Context, clientID, deviceC
 
 // ---- token issuance ----
 
+// Grant types, as the reason of "token.issue" and "session.create"
+// records.
+const (
+	grantAuthorizationCode = "authorization_code"
+	grantDeviceCode        = "device_code"
+	grantRefreshToken      = "refresh_token"
+	grantClientCredentials = "client_credentials"
+	grantJWTBearer         = "jwt-bearer"
+	// grantPassword is POST /api/v1/login: a user name and password
+	// exchanged for tokens directly.
+	grantPassword = "password"
+)
+
 // tokenRequestInfo is what a session needs from any token request.
 type tokenRequestInfo struct {
 	subject, clientID string
 	scopes, amr       []string
 	authTime          time.Time
+	grant             string
 }
 
 func infoOf(req op.TokenRequest) (tokenRequestInfo, bool) {
 	switch r := req.(type) {
 	case *authRequest:
-		return tokenRequestInfo{r.subject, r.req.ClientID, r.req.Scopes, r.amr, r.authTime}, true
+		grant := grantAuthorizationCode
+		if r.id == apiLoginID {
+			grant = grantPassword
+		}
+		return tokenRequestInfo{r.subject, r.req.ClientID, r.req.Scopes, r.amr, r.authTime, grant}, true
 	case *op.DeviceAuthorizationState:
-		return tokenRequestInfo{r.Subject, r.ClientID, r.Scopes, r.AMR, r.AuthTime}, true
+		return tokenRequestInfo{r.Subject, r.ClientID, r.Scopes, r.AMR, r.AuthTime, grantDeviceCode}, true
 	}
 	return tokenRequestInfo{}, false
 }
@@ -157,11 +176,11 @@ func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (st
 	if info, ok := infoOf(req); ok {
 		// A login without refresh still gets a session, so logout and
 		// password changes revoke its access token.
-		sid, err := s.p.createSession(ctx, info, now, exp)
+		tokenID, err := s.p.startSession(ctx, info, now, exp, "")
 		if err != nil {
 			return "", time.Time{}, err
 		}
-		return sid + "." + rand.Text(), exp, nil
+		return tokenID, exp, nil
 	}
 	switch r := req.(type) {
 	case clientCredentialsRequest, *oidc.JWTTokenRequest:
@@ -177,7 +196,16 @@ func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (st
 			// or whatever the client wrote): tokens are for the API.
 			jr.Audience = []string{APIAudience}
 		}
-		return standaloneTokenPrefix + rand.Text(), exp, nil
+		// Nothing is stored for these tokens: the record is written, and
+		// committed, before the token exists.
+		tokenID, grant := standaloneTokenPrefix+rand.Text(), grantClientCredentials
+		if _, ok := r.(*oidc.JWTTokenRequest); ok {
+			grant = grantJWTBearer
+		}
+		if err := s.p.opt.Recorder.Write(ctx, tokenIssued(tokenID, grant, req.GetSubject())); err != nil {
+			return "", time.Time{}, serverError(ctx, err)
+		}
+		return tokenID, exp, nil
 	}
 	return "", time.Time{}, oidc.ErrServerError().WithParent(fmt.Errorf("unexpected token request %T", req))
 }
@@ -192,20 +220,12 @@ func (s storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 		return "", "", time.Time{}, oidc.ErrServerError().WithParent(fmt.Errorf("unexpected refresh token request %T", req))
 	}
 	sessionEnd := now.Add(s.p.opt.SessionLifetime)
-	sid, err := s.p.createSession(ctx, info, now, sessionEnd)
+	refresh := refreshTokenPrefix + rand.Text() + rand.Text()
+	tokenID, err := s.p.startSession(ctx, info, now, sessionEnd, refresh)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	refresh := refreshTokenPrefix + rand.Text() + rand.Text()
-	err = s.p.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		return tx.Sessions().CreateRefreshToken(ctx, store.RefreshToken{
-			Hash: hashToken(refresh), SessionID: sid, CreatedAt: now, ExpiresAt: sessionEnd,
-		})
-	})
-	if err != nil {
-		return "", "", time.Time{}, oidc.ErrServerError().WithParent(err)
-	}
-	return sid + "." + rand.Text(), refresh, minTime(now.Add(s.p.opt.AccessTokenLifetime), sessionEnd), nil
+	return tokenID, refresh, minTime(now.Add(s.p.opt.AccessTokenLifetime), sessionEnd), nil
 }
 
 // refreshRequest is a validated refresh token; it implements
@@ -257,13 +277,19 @@ func (s storage) RevokeToken(ctx context.Context, tokenOrID, subject, clientID s
 		return oe
 	default:
 		s.p.log.Error("revoke token", slog.Any("error", err))
-		return oidc.ErrServerError()
+		return serverError(ctx, err)
 	}
 }
 
+// TerminateSession is the logout of end-session: nobody is authenticated,
+// so the subject whose ID token came with it is the actor.
 func (s storage) TerminateSession(ctx context.Context, userID, _ string) error {
-	_, err := s.p.RevokeAllSessions(ctx, userID)
-	return err
+	_, err := revokeAllSessions(ctx, s.p.opt.Store, s.p.opt.Revocations, s.p.opt.Recorder, userID, s.p.now(),
+		audit.Entry{Reason: "logout", Actor: identity.AuditActor(userID)})
+	if err != nil {
+		return serverError(ctx, err)
+	}
+	return nil
 }
 
 // ---- keys ----
@@ -322,18 +348,27 @@ func (s storage) GetClientByClientID(ctx context.Context, id string) (op.Client,
 		if errors.Is(err, identity.ErrInactive) {
 			return nil, oidc.ErrInvalidClient().WithDescription("unknown, disabled or expired client")
 		}
-		return nil, oidc.ErrServerError().WithParent(err)
+		return nil, serverError(ctx, err)
 	}
 	return s.p.serviceAccountClient(id), nil
 }
 
+// AuthorizeClientIDSecret authenticates a client on the other endpoints
+// (revocation, introspection); a refusal there issues nothing, so it is
+// not recorded.
 func (s storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	_, err := s.ClientCredentials(ctx, id, secret)
-	return err
+	return s.p.checkClientSecret(ctx, id, secret)
 }
 
+// ClientCredentials authenticates a client_credentials grant; a refusal
+// is recorded as a failed "token.issue".
 func (s storage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
 	if err := s.p.checkClientSecret(ctx, id, secret); err != nil {
+		if errors.Is(err, errBadClient) {
+			if rerr := s.p.recordBadClient(ctx, id); rerr != nil {
+				return nil, serverError(ctx, rerr)
+			}
+		}
 		return nil, err
 	}
 	return s.p.serviceAccountClient(id), nil

@@ -13,10 +13,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
 )
@@ -44,7 +46,9 @@ type Options struct {
 	// another process (`rampart keys rotate`, another replica) is seen
 	// (default 30s).
 	Reload time.Duration
-	Now    func() time.Time
+	// Recorder records every rotation, in its transaction (required).
+	Recorder *audit.Recorder
+	Now      func() time.Time
 }
 
 // clockSkew is added to publication so verifiers with slightly wrong
@@ -73,6 +77,9 @@ func New(st store.Store, sealer *secrets.Sealer, o Options) (*Ring, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Recorder == nil {
+		return nil, errors.New("signingkeys: an audit recorder is required")
+	}
 	if o.MaxTokenLifetime <= 0 || o.RotateEvery < time.Minute {
 		return nil, fmt.Errorf("signingkeys: MaxTokenLifetime must be positive (got %v) and RotateEvery at least 1m (got %v)", o.MaxTokenLifetime, o.RotateEvery)
 	}
@@ -90,12 +97,16 @@ func (r *Ring) Signing(ctx context.Context) (Key, error) {
 	if k, ok := r.current(now); ok {
 		return k, nil
 	}
-	if err := r.rotate(ctx, now); err != nil {
+	if err := r.rotate(ctx, now, scheduled); err != nil {
 		return Key{}, err
 	}
 	k, _ := r.current(now)
 	return k, nil
 }
+
+// scheduled is the actor of rotations the ring makes itself (the first
+// key, and a new one when the current key's time is up).
+var scheduled = &audit.Actor{ID: "identity.keys", Kind: audit.ActorSystem}
 
 // Published returns every key a verifier must know (the JWKS), oldest first.
 func (r *Ring) Published(ctx context.Context) ([]Key, error) {
@@ -114,12 +125,13 @@ func (r *Ring) Published(ctx context.Context) ([]Key, error) {
 	return out, nil
 }
 
-// Rotate retires the current key now and makes a new one.
+// Rotate retires the current key now and makes a new one; the audit
+// record names the principal in ctx as the actor.
 func (r *Ring) Rotate(ctx context.Context) (Key, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.opt.Now()
-	if err := r.rotate(ctx, now); err != nil {
+	if err := r.rotate(ctx, now, nil); err != nil {
 		return Key{}, err
 	}
 	k, _ := r.current(now)
@@ -160,9 +172,10 @@ func (r *Ring) refresh(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// rotate retires whatever signs now, adds a fresh key and prunes keys that
-// nobody can need any more, in one transaction.
-func (r *Ring) rotate(ctx context.Context, now time.Time) error {
+// rotate retires whatever signs now, adds a fresh key, prunes keys that
+// nobody can need any more and records "signing-key.rotate" by actor (nil:
+// the principal in ctx), in one transaction.
+func (r *Ring) rotate(ctx context.Context, now time.Time, actor *audit.Actor) error {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("signingkeys: generate: %w", err)
@@ -189,7 +202,14 @@ func (r *Ring) rotate(ctx context.Context, now time.Time) error {
 		if err := k.DeleteExpiredSigningKeys(ctx, now); err != nil {
 			return err
 		}
-		return k.CreateSigningKey(ctx, rec)
+		if err := k.CreateSigningKey(ctx, rec); err != nil {
+			return err
+		}
+		e := audit.Entry{Action: "signing-key.rotate", Target: audit.Target{Kind: "signing-key", ID: id}, Actor: actor}
+		if actor == scheduled {
+			e.Reason = "scheduled"
+		}
+		return r.opt.Recorder.Record(ctx, tx, e)
 	})
 	if err != nil {
 		return fmt.Errorf("signingkeys: rotate: %w", err)
