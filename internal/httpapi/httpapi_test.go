@@ -155,8 +155,8 @@ func (f authnFunc) Authenticate(r *http.Request) (principal.Principal, bool, err
 
 type allow struct{}
 
-func (allow) Authorize(context.Context, principal.Principal, *Route) error  { return nil }
-func (allow) AuditRequest(*http.Request, principal.Principal, *Route) error { return nil }
+func (allow) Authorize(context.Context, principal.Principal, *Route) error         { return nil }
+func (allow) AuditRequest(*http.Request, principal.Principal, *Route) error        { return nil }
 func (allow) AuditRefusal(*http.Request, principal.Principal, *Route, error) error { return nil }
 
 // A test authenticator that accepts one fixed bearer token.
