@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/store"
+	"github.com/rampart-ml/rampart/internal/store/storetest"
 )
 
 func appendRecord(ctx context.Context, s store.Store, seq uint64) error {
@@ -142,5 +143,48 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 	// Not a database.
 	if _, err := OpenReadOnly(ctx, "audit_test.go"); err == nil {
 		t.Error("opened a Go file as a database")
+	}
+}
+
+// TestAuditConformance runs the audit conformance tests that are not yet
+// in storetest.Run.
+func TestAuditConformance(t *testing.T) {
+	storetest.RunAudit(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+// TestAuditPruneTrigger: records at or below a prune checkpoint can be
+// deleted; records above it cannot, by any statement.
+func TestAuditPruneTrigger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTemp(t)
+	for seq := uint64(1); seq <= 4; seq++ {
+		if err := appendRecord(ctx, s, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		return tx.Audit().AddAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: 2, Head: make([]byte, 32), Kind: "prune", Time: time.Now(), Signature: []byte{1}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM audit_records WHERE seq = 3`,
+		`DELETE FROM audit_records`,
+		`DELETE FROM audit_records WHERE seq >= 2`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want the append-only refusal", q, err)
+		}
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM audit_records`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("%d records (%v) after refused deletes, want 4", n, err)
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM audit_records WHERE seq <= 2`); err != nil {
+		t.Fatalf("delete at and below the prune checkpoint: %v", err)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM audit_records`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d records (%v) after pruning, want 2", n, err)
 	}
 }
