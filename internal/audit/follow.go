@@ -34,7 +34,12 @@ var ErrCopyDiverged = errors.New("audit copy does not match the database")
 
 // FollowerOptions configure NewFollower.
 type FollowerOptions struct {
-	Store  store.Store
+	Store store.Store // checkpoints are written here
+	// Reader, when set, is where records are read: a read-only handle on
+	// the same database whose transactions do not hold up writers
+	// (sqlite.OpenReadOnly), since the Follower reads everything the
+	// writer appends. Default: Store.
+	Reader store.Store
 	Signer *Signer
 	// File, when set, is the path of a JSON-lines copy of the log (see
 	// MarshalRecordLine): created 0600, appended to and synced after each
@@ -88,6 +93,9 @@ type Follower struct {
 func NewFollower(ctx context.Context, o FollowerOptions) (*Follower, error) {
 	if o.Store == nil || o.Signer == nil {
 		return nil, errors.New("audit follower: store and signer are required")
+	}
+	if o.Reader == nil {
+		o.Reader = o.Store
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultFollowInterval
@@ -149,7 +157,8 @@ func (f *Follower) Start() {
 	go f.run()
 }
 
-// Notify tells the Follower that records were committed; it never blocks.
+// Notify tells the Follower that records were committed; it never
+// blocks, and several notifications before the next step make one.
 func (f *Follower) Notify() {
 	select {
 	case f.poke <- struct{}{}:
@@ -168,7 +177,8 @@ func (f *Follower) run() {
 		case <-f.poke:
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*f.o.Interval)
+		// Bounded, so a hung store cannot stop the loop for good.
+		ctx, cancel := context.WithTimeout(context.Background(), max(10*f.o.Interval, 10*time.Second))
 		err := f.step(ctx)
 		cancel()
 		if err != nil && time.Since(f.lastLog) >= time.Minute {
@@ -279,7 +289,7 @@ func (f *Follower) catchUp(ctx context.Context, through uint64) error {
 		}
 		var recs []store.AuditRecord
 		var prune *store.AuditCheckpoint
-		err := f.o.Store.InTx(ctx, func(tx store.Tx) error {
+		err := f.o.Reader.InTx(ctx, func(tx store.Tx) error {
 			var err error
 			if recs, err = tx.Audit().AuditRecords(ctx, from, int(limit)); err != nil { // #nosec G115 -- at most followBatch
 				return err
@@ -319,7 +329,7 @@ func (f *Follower) catchUp(ctx context.Context, through uint64) error {
 
 // readHead updates pos when there are no sinks to copy to.
 func (f *Follower) readHead(ctx context.Context) error {
-	return f.o.Store.InTx(ctx, func(tx store.Tx) error {
+	return f.o.Reader.InTx(ctx, func(tx store.Tx) error {
 		head, ok, err := tx.Audit().AuditHead(ctx)
 		if ok {
 			f.pos = max(f.pos, head.Seq)

@@ -17,7 +17,9 @@ const DefaultSampleRate = 0.01
 // every call per service so the totals stay exact: each recorded call
 // carries how many calls it stands for, and Flush returns those not yet
 // represented by a record. It is safe for concurrent use and cheap on the
-// hot path: no lock and no allocation for a service it has seen.
+// hot path: no lock and no allocation for a service it has seen. Each
+// service name is kept until the Sampler is dropped, so call Allowed only
+// for services that exist, never with a name taken from a request as is.
 type Sampler struct {
 	rate float64
 	rnd  func() float64

@@ -194,7 +194,8 @@ func (r *Recorder) Close(ctx context.Context) error {
 // policy is QueueDrop), the Recorder is closed, or, before Start, the
 // synchronous write failed. The caller then refuses the action rather
 // than let it pass unrecorded. A queued record the store later refuses is
-// counted in Stats.Lost and logged.
+// counted in Stats.Lost and logged. Inside a transaction use Record: before
+// Start, Submit opens a transaction of its own.
 func (r *Recorder) Submit(ctx context.Context, e Entry) error {
 	d, err := r.draft(ctx, e)
 	if err != nil {
@@ -232,7 +233,8 @@ func (r *Recorder) Submit(ctx context.Context, e Entry) error {
 // room in a full queue; if ctx ends first, or before the commit, it
 // returns an error wrapping ErrWrite (the record may still be written
 // if the writer had taken it). Before Start it writes in a transaction of
-// its own.
+// its own. Never call it inside a transaction (use Record there): the
+// writer needs the write lock the caller would be holding.
 func (r *Recorder) Write(ctx context.Context, e Entry) error {
 	d, err := r.draft(ctx, e)
 	if err != nil {
