@@ -111,19 +111,23 @@ func readHead(ctx context.Context, tx store.Tx) (chainHead, error) {
 }
 
 // appendAfter writes the valid event e as the record after head, hashing
-// with the scratch buffer buf (nil allocates one). Batches call it with
-// the head they appended last, so the head is read once per transaction,
-// not once per record.
+// with the scratch buffer buf (nil allocates one).
 func appendAfter(ctx context.Context, tx store.Tx, head chainHead, e Event, buf []byte) (store.AuditRecord, error) {
-	if buf == nil {
-		buf = make([]byte, 0, 512)
-	}
-	seq := head.seq + 1
-	r := recordOf(seq, head.hash, recordHash(buf, head.hash, seq, e), e)
+	r := nextRecord(head, e, buf)
 	if err := tx.Audit().AppendAuditRecord(ctx, r); err != nil {
 		return store.AuditRecord{}, fmt.Errorf("audit %s: %w: %w", e.Action, ErrWrite, err)
 	}
 	return r, nil
+}
+
+// nextRecord returns the record of e after head, hashing with the scratch
+// buffer buf (nil allocates one).
+func nextRecord(head chainHead, e Event, buf []byte) store.AuditRecord {
+	if buf == nil {
+		buf = make([]byte, 0, 512)
+	}
+	seq := head.seq + 1
+	return recordOf(seq, head.hash, recordHash(buf, head.hash, seq, e), e)
 }
 
 // recordOf builds the stored form of e.

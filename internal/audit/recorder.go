@@ -210,20 +210,32 @@ func isSubject(kind string) bool { return kind == ActorUser || kind == ActorServ
 
 // append resolves d's pseudonyms in tx and appends its record.
 func (r *Recorder) append(ctx context.Context, tx store.Tx, d draft) error {
-	return r.newBatch(tx).append(ctx, d)
+	b := r.newBatch(tx)
+	if err := b.append(ctx, d); err != nil {
+		return err
+	}
+	return b.flush(ctx)
 }
 
 // batch appends drafts in one transaction. It reads the head once and
 // keeps each subject's pseudonym for the rest of the transaction: both
 // stay what they were read as until it ends, because nothing else writes
-// in it, and neither outlives it.
+// in it, and neither outlives it. Records are chained as they are added
+// and stored by flush.
 type batch struct {
-	r      *Recorder
-	tx     store.Tx
-	head   chainHead
-	loaded bool // head has been read
-	names  map[string]string
-	buf    []byte
+	r       *Recorder
+	tx      store.Tx
+	head    chainHead
+	loaded  bool // head has been read
+	names   map[string]string
+	buf     []byte
+	pending []store.AuditRecord
+}
+
+// recordsAppender is a store.Audit that stores many records at once more
+// cheaply than one at a time (SQLite prepares the insert once).
+type recordsAppender interface {
+	AppendAuditRecords(ctx context.Context, recs []store.AuditRecord) error
 }
 
 func (r *Recorder) newBatch(tx store.Tx) *batch { return &batch{r: r, tx: tx} }
@@ -251,11 +263,28 @@ func (b *batch) append(ctx context.Context, d draft) error {
 			return err
 		}
 	}
-	rec, err := appendAfter(ctx, b.tx, b.head, b.r.event(d, actor, target), b.buf)
-	if err != nil {
-		return err
-	}
+	rec := nextRecord(b.head, b.r.event(d, actor, target), b.buf)
+	b.pending = append(b.pending, rec)
 	b.head = chainHead{seq: rec.Seq, hash: rec.Hash}
+	return nil
+}
+
+// flush stores the records added since the last flush.
+func (b *batch) flush(ctx context.Context) error {
+	recs := b.pending
+	b.pending = b.pending[:0]
+	a := b.tx.Audit()
+	if ra, ok := a.(recordsAppender); ok && len(recs) > 1 {
+		if err := ra.AppendAuditRecords(ctx, recs); err != nil {
+			return fmt.Errorf("audit records %d to %d: %w: %w", recs[0].Seq, recs[len(recs)-1].Seq, ErrWrite, err)
+		}
+		return nil
+	}
+	for _, rec := range recs {
+		if err := a.AppendAuditRecord(ctx, rec); err != nil {
+			return fmt.Errorf("audit %s: %w: %w", rec.Action, ErrWrite, err)
+		}
+	}
 	return nil
 }
 

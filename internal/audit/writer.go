@@ -406,6 +406,10 @@ func (r *Recorder) commit(reqs []request) {
 				return err
 			}
 		}
+		if err := b.flush(ctx); err != nil {
+			appendFailed = true
+			return err
+		}
 		return nil
 	})
 	if err == nil {
@@ -429,7 +433,7 @@ func (r *Recorder) commit(reqs []request) {
 	var last error
 	ok := false
 	for _, q := range todo {
-		err := r.store.InTx(ctx, func(tx store.Tx) error { return r.newBatch(tx).append(ctx, q.d) })
+		err := r.store.InTx(ctx, func(tx store.Tx) error { return r.append(ctx, tx, q.d) })
 		if err != nil {
 			last = writeError(q.d.Action, err)
 			r.finish(q, last)

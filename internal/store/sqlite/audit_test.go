@@ -188,3 +188,48 @@ func TestAuditPruneTrigger(t *testing.T) {
 		t.Errorf("%d records (%v) after pruning, want 2", n, err)
 	}
 }
+
+// TestAppendAuditRecords: the batch insert stores records as the single
+// one does, and refuses a taken seq with ErrConflict.
+func TestAppendAuditRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTemp(t)
+	if err := appendRecord(ctx, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	var recs []store.AuditRecord
+	for seq := uint64(2); seq <= 6; seq++ {
+		recs = append(recs, store.AuditRecord{
+			Seq: seq, Time: time.Date(2025, 1, 2, 3, 4, 5, int(seq), time.UTC), // #nosec G115 -- small
+			Actor: "rampart", ActorKind: "system", Action: "test", Outcome: "success", Reason: "r",
+			PrevHash: make([]byte, 32), Hash: []byte{byte(seq)}, // #nosec G115 -- small
+		})
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().(audit).AppendAuditRecords(ctx, recs) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		got, err := tx.Audit().AuditRecords(ctx, 1, 10)
+		if err != nil {
+			return err
+		}
+		if len(got) != len(recs) {
+			t.Fatalf("%d records, want %d", len(got), len(recs))
+		}
+		for i := range got {
+			if got[i].Seq != recs[i].Seq || !got[i].Time.Equal(recs[i].Time) || got[i].Hash[0] != recs[i].Hash[0] || got[i].Reason != "r" {
+				t.Errorf("record %d = %+v, want %+v", i, got[i], recs[i])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().(audit).AppendAuditRecords(ctx, recs[4:]) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a taken seq: err = %v, want ErrConflict", err)
+	}
+}
