@@ -19,9 +19,16 @@ var ErrWrite error = &unavailableError{
 }
 
 // unavailableError is an audit failure that refuses the action it was for.
-type unavailableError struct{ msg, answer string }
+// A more specific one (ErrQueueFull) names ErrWrite as its parent, so
+// errors.Is(err, ErrWrite) holds for every audit failure.
+type unavailableError struct {
+	msg, answer string
+	parent      error
+}
 
 func (e *unavailableError) Error() string { return e.msg }
+
+func (e *unavailableError) Unwrap() error { return e.parent }
 
 // HTTPStatus implements httpapi.StatusError: 503 audit_unavailable.
 func (e *unavailableError) HTTPStatus() (int, string, string) {
@@ -77,20 +84,50 @@ func Append(ctx context.Context, tx store.Tx, e Event) (store.AuditRecord, error
 	if err := e.Validate(); err != nil {
 		return store.AuditRecord{}, fmt.Errorf("audit: %w", err) // e.Action may be the bad field
 	}
-	a := tx.Audit()
-	head, ok, err := a.AuditHead(ctx)
+	head, err := readHead(ctx, tx)
 	if err != nil {
-		return store.AuditRecord{}, fmt.Errorf("audit %s: %w: %w", e.Action, ErrWrite, err)
+		return store.AuditRecord{}, fmt.Errorf("audit %s: %w", e.Action, err)
 	}
-	prev, seq := genesis[:], uint64(1)
-	if ok {
-		prev, seq = head.Hash, head.Seq+1
+	return appendAfter(ctx, tx, head, e, nil)
+}
+
+// chainHead is where the next record goes: after seq, whose hash is hash
+// (seq 0 and the genesis hash for an empty log).
+type chainHead struct {
+	seq  uint64
+	hash []byte
+}
+
+// readHead reads the head of the log in tx.
+func readHead(ctx context.Context, tx store.Tx) (chainHead, error) {
+	head, ok, err := tx.Audit().AuditHead(ctx)
+	if err != nil {
+		return chainHead{}, fmt.Errorf("%w: %w", ErrWrite, err)
 	}
-	r := recordOf(seq, prev, RecordHash(prev, seq, e), e)
-	if err := a.AppendAuditRecord(ctx, r); err != nil {
+	if !ok {
+		return chainHead{seq: 0, hash: genesis[:]}, nil
+	}
+	return chainHead{seq: head.Seq, hash: head.Hash}, nil
+}
+
+// appendAfter writes the valid event e as the record after head, hashing
+// with the scratch buffer buf (nil allocates one).
+func appendAfter(ctx context.Context, tx store.Tx, head chainHead, e Event, buf []byte) (store.AuditRecord, error) {
+	r := nextRecord(head, e, buf)
+	if err := tx.Audit().AppendAuditRecord(ctx, r); err != nil {
 		return store.AuditRecord{}, fmt.Errorf("audit %s: %w: %w", e.Action, ErrWrite, err)
 	}
 	return r, nil
+}
+
+// nextRecord returns the record of e after head, hashing with the scratch
+// buffer buf (nil allocates one).
+func nextRecord(head chainHead, e Event, buf []byte) store.AuditRecord {
+	if buf == nil {
+		buf = make([]byte, 0, 512)
+	}
+	seq := head.seq + 1
+	return recordOf(seq, head.hash, recordHash(buf, head.hash, seq, e), e)
 }
 
 // recordOf builds the stored form of e.

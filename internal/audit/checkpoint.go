@@ -26,7 +26,7 @@ import (
 const (
 	KindPeriodic = "periodic" // every N records or T seconds
 	KindShutdown = "shutdown" // when the server stops
-	KindPrune    = "prune"    // when old records are pruned (later)
+	KindPrune    = "prune"    // when old records are pruned (Prune)
 )
 
 // Files of the signing key, in the directory given to LoadOrCreateSigner
@@ -129,8 +129,13 @@ func Checkpoint(ctx context.Context, tx store.Tx, s *Signer, kind string, now ti
 	if ok {
 		c.Seq, c.Head = head.Seq, head.Hash
 	}
+	return addCheckpoint(ctx, tx, s, c)
+}
+
+// addCheckpoint signs c and stores it in tx.
+func addCheckpoint(ctx context.Context, tx store.Tx, s *Signer, c store.AuditCheckpoint) (store.AuditCheckpoint, error) {
 	c = s.sign(c)
-	if err := a.AddAuditCheckpoint(ctx, c); err != nil {
+	if err := tx.Audit().AddAuditCheckpoint(ctx, c); err != nil {
 		return store.AuditCheckpoint{}, fmt.Errorf("audit checkpoint at %d: %w: %w", c.Seq, ErrWrite, err)
 	}
 	return c, nil

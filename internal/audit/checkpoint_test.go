@@ -97,7 +97,7 @@ func TestCheckpointSignVerify(t *testing.T) {
 	}
 }
 
-func newSealer(t *testing.T) *secrets.Sealer {
+func newSealer(t testing.TB) *secrets.Sealer {
 	t.Helper()
 	key := make([]byte, secrets.KeySize)
 	if _, err := rand.Read(key); err != nil {

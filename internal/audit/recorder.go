@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -72,6 +73,22 @@ type RecorderOptions struct {
 	// client address); nil records neither.
 	Request func(ctx context.Context) RequestInfo
 	Now     func() time.Time
+
+	// QueueSize bounds the records waiting for the writer (default
+	// DefaultQueueSize).
+	QueueSize int
+	// QueueFull is what Submit does when the queue is full: QueueRefuse
+	// (the default: the caller refuses the action) or QueueDrop.
+	QueueFull QueuePolicy
+	// OnCommit, when set, is called after each transaction the writer
+	// commits (the Follower's Notify).
+	OnCommit func()
+	// ProbeInterval is how often the writer, after a failed write, checks
+	// whether the store works again (default 1 s).
+	ProbeInterval time.Duration
+	// Log receives warnings about dropped and lost records (action and
+	// error only); nil discards them.
+	Log *slog.Logger
 }
 
 // Recorder turns what happened into audit records: it names subjects by
@@ -84,10 +101,12 @@ type Recorder struct {
 	request   func(ctx context.Context) RequestInfo
 	now       func() time.Time
 
+	writer // the queue and its goroutine (writer.go)
+
 	// Pseudonyms of committed secrets, so most records need no lookup.
 	// Writers are serialised by the store (one write transaction at a
 	// time), which is what makes the rules in PseudonymOf sufficient.
-	mu       sync.Mutex
+	cacheMu  sync.Mutex
 	cache    map[string]string   // subject id → pseudonym
 	creating map[string]store.Tx // subject id → transaction that created its secret, until seen committed
 	erasures uint64              // bumped by Erase: a lookup that raced one does not cache
@@ -110,10 +129,14 @@ func NewRecorder(o RecorderOptions) (*Recorder, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Recorder{
+	r := &Recorder{
 		store: o.Store, sealer: o.Sealer, sourceKey: o.SourceKey, request: o.Request, now: o.Now,
 		cache: make(map[string]string), creating: make(map[string]store.Tx),
-	}, nil
+	}
+	if err := r.writer.init(o); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Record appends the record of e in tx. Call it inside the InTx that makes
@@ -126,14 +149,6 @@ func (r *Recorder) Record(ctx context.Context, tx store.Tx, e Entry) error {
 		return err
 	}
 	return r.append(ctx, tx, d)
-}
-
-// Write records e in a transaction of its own and returns once it is
-// committed: for actions that change no state of their own (a token
-// issued from a valid credential, a sensitive read), which must not
-// happen unrecorded.
-func (r *Recorder) Write(ctx context.Context, e Entry) error {
-	return r.store.InTx(ctx, func(tx store.Tx) error { return r.Record(ctx, tx, e) })
 }
 
 // draft is an entry with everything taken from the request, so it can be
@@ -210,20 +225,97 @@ func isSubject(kind string) bool { return kind == ActorUser || kind == ActorServ
 
 // append resolves d's pseudonyms in tx and appends its record.
 func (r *Recorder) append(ctx context.Context, tx store.Tx, d draft) error {
+	b := r.newBatch(tx)
+	if err := b.append(ctx, d); err != nil {
+		return err
+	}
+	return b.flush(ctx)
+}
+
+// batch appends drafts in one transaction. It reads the head once and
+// keeps each subject's pseudonym for the rest of the transaction: both
+// stay what they were read as until it ends, because nothing else writes
+// in it, and neither outlives it. Records are chained as they are added
+// and stored by flush.
+type batch struct {
+	r       *Recorder
+	tx      store.Tx
+	head    chainHead
+	loaded  bool // head has been read
+	names   map[string]string
+	buf     []byte
+	pending []store.AuditRecord
+}
+
+// recordsAppender is a store.Audit that stores many records at once more
+// cheaply than one at a time (SQLite prepares the insert once).
+type recordsAppender interface {
+	AppendAuditRecords(ctx context.Context, recs []store.AuditRecord) error
+}
+
+func (r *Recorder) newBatch(tx store.Tx) *batch { return &batch{r: r, tx: tx} }
+
+// append appends the record of d after the last one b appended (or the
+// head of the log). d was validated when it was drafted and pseudonyms
+// always have the right form, so the event is not validated again.
+func (b *batch) append(ctx context.Context, d draft) error {
+	if !b.loaded {
+		head, err := readHead(ctx, b.tx)
+		if err != nil {
+			return fmt.Errorf("audit %s: %w", d.Action, err)
+		}
+		b.head, b.loaded, b.buf = head, true, make([]byte, 0, 1024)
+	}
 	var actor, target string
 	var err error
 	if isSubject(d.actor.Kind) {
-		if actor, err = r.PseudonymOf(ctx, tx, d.actor.ID); err != nil {
+		if actor, err = b.pseudonym(ctx, d.actor.ID); err != nil {
 			return err
 		}
 	}
 	if d.TargetSubject != "" {
-		if target, err = r.PseudonymOf(ctx, tx, d.TargetSubject); err != nil {
+		if target, err = b.pseudonym(ctx, d.TargetSubject); err != nil {
 			return err
 		}
 	}
-	_, err = Append(ctx, tx, r.event(d, actor, target))
-	return err
+	rec := nextRecord(b.head, b.r.event(d, actor, target), b.buf)
+	b.pending = append(b.pending, rec)
+	b.head = chainHead{seq: rec.Seq, hash: rec.Hash}
+	return nil
+}
+
+// flush stores the records added since the last flush.
+func (b *batch) flush(ctx context.Context) error {
+	recs := b.pending
+	b.pending = b.pending[:0]
+	a := b.tx.Audit()
+	if ra, ok := a.(recordsAppender); ok && len(recs) > 1 {
+		if err := ra.AppendAuditRecords(ctx, recs); err != nil {
+			return fmt.Errorf("audit records %d to %d: %w: %w", recs[0].Seq, recs[len(recs)-1].Seq, ErrWrite, err)
+		}
+		return nil
+	}
+	for _, rec := range recs {
+		if err := a.AppendAuditRecord(ctx, rec); err != nil {
+			return fmt.Errorf("audit %s: %w: %w", rec.Action, ErrWrite, err)
+		}
+	}
+	return nil
+}
+
+func (b *batch) pseudonym(ctx context.Context, subjectID string) (string, error) {
+	if p, ok := b.names[subjectID]; ok {
+		return p, nil
+	}
+	p, err := b.r.PseudonymOf(ctx, b.tx, subjectID)
+	if err != nil {
+		return "", err
+	}
+	if b.names == nil {
+		b.names = make(map[string]string)
+	}
+	b.names[subjectID] = p
+	return p, nil
 }
 
 // PseudonymOf returns the pseudonym of subjectID, creating the subject's
@@ -238,10 +330,10 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 	if subjectID == "" {
 		return "", fmt.Errorf("audit: %w: empty subject id", ErrInvalidEvent)
 	}
-	r.mu.Lock()
+	r.cacheMu.Lock()
 	p, ok := r.cache[subjectID]
 	gen := r.erasures
-	r.mu.Unlock()
+	r.cacheMu.Unlock()
 	if ok {
 		return p, nil
 	}
@@ -269,12 +361,12 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 		if err := a.SetPseudonymSecret(ctx, subjectID, p, sealed); err != nil {
 			return "", fmt.Errorf("audit: pseudonym secret: %w: %w", ErrWrite, err)
 		}
-		r.mu.Lock()
+		r.cacheMu.Lock()
 		if len(r.creating) >= maxCached {
 			clear(r.creating) // creations that rolled back; forgetting one only costs a lookup
 		}
 		r.creating[subjectID] = tx
-		r.mu.Unlock()
+		r.cacheMu.Unlock()
 		return p, nil
 	default:
 		return "", fmt.Errorf("audit: pseudonym secret: %w: %w", ErrWrite, err)
@@ -283,8 +375,8 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 
 // remember caches p for subjectID, read in tx, if it is known committed.
 func (r *Recorder) remember(subjectID, p string, tx store.Tx, gen uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
 	if creator, ok := r.creating[subjectID]; ok {
 		if creator == tx {
 			return // created by tx itself: not committed yet
@@ -338,10 +430,10 @@ func (r *Recorder) Resolve(ctx context.Context, tx store.Tx, pseudonym string) (
 // pseudonym to them any more. A subject without a secret (never recorded)
 // is not an error.
 func (r *Recorder) Erase(ctx context.Context, tx store.Tx, subjectID string) error {
-	r.mu.Lock()
+	r.cacheMu.Lock()
 	delete(r.cache, subjectID)
 	r.erasures++
-	r.mu.Unlock()
+	r.cacheMu.Unlock()
 	err := tx.Audit().DeletePseudonymSecret(ctx, subjectID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("erase pseudonym secret: %w: %w", ErrWrite, err)
@@ -368,20 +460,3 @@ func (r *Recorder) sourcePseudonym(addr string, at time.Time) string {
 	m.Write([]byte(host))
 	return "s-" + hex.EncodeToString(m.Sum(nil)[:16])
 }
-
-// Submit records e without making the caller wait for the commit: for
-// records on hot paths that change no state (denials, sampled inference).
-// It returns an error wrapping ErrWrite at once when the record cannot be
-// taken, so the caller refuses the action rather than let it pass
-// unrecorded.
-//
-// TODO(issue 6): a bounded queue written in batches; until then it writes
-// synchronously.
-func (r *Recorder) Submit(ctx context.Context, e Entry) error {
-	return r.Write(ctx, e)
-}
-
-// Available reports whether the audit log takes records (nil) or why not
-// (an error wrapping ErrWrite), so requests can be refused before they
-// start work they could not record.
-func (r *Recorder) Available() error { return nil }

@@ -23,6 +23,9 @@ type Report struct {
 	Checkpoints int    // checkpoints verified
 	// LastCheckpointSeq is the seq the latest checkpoint signs (0 if none).
 	LastCheckpointSeq uint64
+	// PrunedThrough is the seq of the last record pruned (retention): the
+	// log starts after it (0 if nothing was pruned).
+	PrunedThrough uint64
 	// Unsigned counts the records after the latest checkpoint: they chain
 	// correctly, but until the next checkpoint nothing proves the log was
 	// not cut short before, or after, them.
@@ -44,6 +47,11 @@ func (e *VerifyError) Error() string { return fmt.Sprintf("record %d: %s", e.Seq
 // the one before it and hashes to its stored hash; that every checkpoint's
 // signature is valid under pub and its head is the hash of the record at
 // its seq; and that no checkpoint signs a record the log no longer has.
+// A log that starts at record P+1 is valid only if its latest prune
+// checkpoint is at P, is validly signed and signs the previous hash of
+// record P+1; the checkpoints of pruned records are checked by signature
+// only.
+//
 // It returns a *VerifyError naming the first bad record, so edits,
 // deletions, insertions, reordering and truncation before a checkpoint are
 // all reported; a chain rewritten from an edited record onwards is caught
@@ -69,11 +77,8 @@ func Verify(ctx context.Context, st store.Store, pub ed25519.PublicKey) (Report,
 	}
 
 	v := verifier{pub: pub, cps: cps, rep: &rep}
-	// Checkpoints of the empty log come before record 1.
-	if err := v.checkpointsAt(0, GenesisHash()); err != nil {
-		return v.done(start, err)
-	}
 	prev := GenesisHash()
+	started := false
 	buf := make([]byte, 0, 1024)
 	for {
 		var batch []store.AuditRecord
@@ -87,6 +92,13 @@ func Verify(ctx context.Context, st store.Store, pub ed25519.PublicKey) (Report,
 		}
 		if len(batch) == 0 {
 			break
+		}
+		if !started {
+			started = true
+			if err := v.start(batch[0]); err != nil {
+				return v.done(start, err)
+			}
+			prev = rep.Head
 		}
 		for _, r := range batch {
 			want := rep.LastSeq + 1
@@ -111,6 +123,11 @@ func Verify(ctx context.Context, st store.Store, pub ed25519.PublicKey) (Report,
 			rep.Head = h
 		}
 	}
+	if !started { // an empty log: only its own checkpoints
+		if err := v.checkpointsAt(0, GenesisHash()); err != nil {
+			return v.done(start, err)
+		}
+	}
 	// A checkpoint beyond the last record: the log was cut short.
 	if v.next < len(cps) {
 		c := cps[v.next]
@@ -130,6 +147,52 @@ type verifier struct {
 	cps  []store.AuditCheckpoint // sorted by Seq
 	next int                     // first checkpoint not yet checked
 	rep  *Report
+}
+
+// start checks the beginning of the log, whose first record is first:
+// record 1 after the checkpoints of the empty log, or a record after
+// pruned ones.
+func (v *verifier) start(first store.AuditRecord) error {
+	if first.Seq <= 1 {
+		return v.checkpointsAt(0, GenesisHash())
+	}
+	pruned := first.Seq - 1
+	var latest *store.AuditCheckpoint
+	for i := range v.cps {
+		if v.cps[i].Kind == KindPrune {
+			latest = &v.cps[i] // sorted by seq: the last is the latest
+		}
+	}
+	switch {
+	case latest == nil:
+		return &VerifyError{Seq: 1, Reason: fmt.Sprintf("missing (deleted): the log starts at record %d and no prune checkpoint removed the records before it", first.Seq)}
+	case !VerifyCheckpoint(v.pub, *latest):
+		return &VerifyError{Seq: latest.Seq, Reason: "prune checkpoint: invalid signature (forged or edited)"}
+	case latest.Seq < pruned:
+		return &VerifyError{Seq: latest.Seq + 1, Reason: fmt.Sprintf(
+			"missing (deleted): records %d to %d are gone but the latest prune checkpoint is at %d", latest.Seq+1, pruned, latest.Seq)}
+	case latest.Seq > pruned:
+		return &VerifyError{Seq: first.Seq, Reason: fmt.Sprintf(
+			"the log starts at record %d but the latest prune checkpoint removed records up to %d", first.Seq, latest.Seq)}
+	case !bytes.Equal(latest.Head, first.PrevHash):
+		return &VerifyError{Seq: first.Seq, Reason: "link to the prune checkpoint broken (inserted, deleted or replaced)"}
+	}
+	// The records these checkpoints sign are gone: their signatures are
+	// all that can be checked, and those at the prune point must agree
+	// with it.
+	for ; v.next < len(v.cps) && v.cps[v.next].Seq <= pruned; v.next++ {
+		c := v.cps[v.next]
+		switch {
+		case !VerifyCheckpoint(v.pub, c):
+			return &VerifyError{Seq: c.Seq, Reason: fmt.Sprintf("%s checkpoint: invalid signature (forged or edited)", c.Kind)}
+		case c.Seq == pruned && !bytes.Equal(c.Head, latest.Head):
+			return &VerifyError{Seq: c.Seq, Reason: fmt.Sprintf("the signed %s checkpoint does not match the prune checkpoint", c.Kind)}
+		}
+		v.rep.Checkpoints++
+		v.rep.LastCheckpointSeq = c.Seq
+	}
+	v.rep.LastSeq, v.rep.Head, v.rep.PrunedThrough = pruned, latest.Head, pruned
+	return nil
 }
 
 // checkpointsAt checks every checkpoint at seq against hash, the verified

@@ -50,12 +50,20 @@ var mutCheckpoints = []uint64{50, 100, 150, 200}
 // records as written and the public key.
 func writeMutationLog(t *testing.T) (string, []store.AuditRecord, ed25519.PublicKey) {
 	t.Helper()
+	s := newSigner(t)
+	path, recs := writeLog(t, s, nil)
+	return path, recs, s.Public()
+}
+
+// writeLog writes the mutation test's log with s, calls more (if not nil)
+// with the open store, and closes it.
+func writeLog(t *testing.T, s *Signer, more func(st store.Store)) (string, []store.AuditRecord) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "rampart.db")
 	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSigner(t)
 	var recs []store.AuditRecord
 	next := 0
 	for i := 0; i < mutRecords; i += mutBatch {
@@ -73,10 +81,13 @@ func writeMutationLog(t *testing.T) (string, []store.AuditRecord, ed25519.Public
 	if err != nil || rep.Records != mutRecords || rep.Checkpoints != len(mutCheckpoints) || rep.Unsigned != 0 {
 		t.Fatalf("Verify of the intact log = %+v, %v", rep, err)
 	}
+	if more != nil {
+		more(st)
+	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return path, recs, s.Public()
+	return path, recs
 }
 
 // mutation is one way an attacker with write access to the file changes
@@ -270,7 +281,7 @@ func TestVerifyDetectsMutations(t *testing.T) {
 // chained properly can be added after it, or the last checkpoint deleted
 // with the records it covers. Report.Unsigned and the latest checkpoint
 // tell the operator how much is exposed; copies of checkpoints outside
-// the database (sinks, later) close the gap.
+// the database close the gap: see TestVerifyCopyClosesLimits.
 func TestVerifyLimits(t *testing.T) {
 	t.Parallel()
 	path, recs, pub := writeMutationLog(t)

@@ -352,3 +352,32 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	}
 	return &Store{db: db, path: path, version: version, stmts: newStmtCache(db)}, nil
 }
+
+// AppendAuditRecords inserts recs, in order, with one prepared statement:
+// for batches (the audit writer), where preparing the insert for every
+// record would cost as much as the insert itself. ErrConflict if a seq
+// is taken.
+func (r audit) AppendAuditRecords(ctx context.Context, recs []store.AuditRecord) error {
+	stmt, err := r.tx.PrepareContext(ctx, `INSERT INTO audit_records (`+auditRecordColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append audit records: %w", classify(err))
+	}
+	defer stmt.Close()
+	for _, rec := range recs {
+		seq, err := seqArg(rec.Seq)
+		if err != nil {
+			return err
+		}
+		_, err = stmt.ExecContext(ctx, seq, formatTime(rec.Time), rec.Actor, rec.ActorKind, rec.Source, rec.Action,
+			rec.TargetKind, rec.TargetDomain, rec.TargetID, rec.Outcome, rec.Reason, rec.RequestID,
+			notNullBlob(rec.PrevHash), notNullBlob(rec.Hash))
+		if isUniqueViolation(err) || isTriggerViolation(err) {
+			return fmt.Errorf("append audit record %d: %w", rec.Seq, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("append audit record %d: %w", rec.Seq, classify(err))
+		}
+	}
+	return nil
+}

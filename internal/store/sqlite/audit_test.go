@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/store"
+	"github.com/rampart-ml/rampart/internal/store/storetest"
 )
 
 func appendRecord(ctx context.Context, s store.Store, seq uint64) error {
@@ -142,5 +143,93 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 	// Not a database.
 	if _, err := OpenReadOnly(ctx, "audit_test.go"); err == nil {
 		t.Error("opened a Go file as a database")
+	}
+}
+
+// TestAuditConformance runs the audit conformance tests that are not yet
+// in storetest.Run.
+func TestAuditConformance(t *testing.T) {
+	storetest.RunAudit(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+// TestAuditPruneTrigger: records at or below a prune checkpoint can be
+// deleted; records above it cannot, by any statement.
+func TestAuditPruneTrigger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTemp(t)
+	for seq := uint64(1); seq <= 4; seq++ {
+		if err := appendRecord(ctx, s, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		return tx.Audit().AddAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: 2, Head: make([]byte, 32), Kind: "prune", Time: time.Now(), Signature: []byte{1}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM audit_records WHERE seq = 3`,
+		`DELETE FROM audit_records`,
+		`DELETE FROM audit_records WHERE seq >= 2`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want the append-only refusal", q, err)
+		}
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM audit_records`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("%d records (%v) after refused deletes, want 4", n, err)
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM audit_records WHERE seq <= 2`); err != nil {
+		t.Fatalf("delete at and below the prune checkpoint: %v", err)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM audit_records`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d records (%v) after pruning, want 2", n, err)
+	}
+}
+
+// TestAppendAuditRecords: the batch insert stores records as the single
+// one does, and refuses a taken seq with ErrConflict.
+func TestAppendAuditRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTemp(t)
+	if err := appendRecord(ctx, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	var recs []store.AuditRecord
+	for seq := uint64(2); seq <= 6; seq++ {
+		recs = append(recs, store.AuditRecord{
+			Seq: seq, Time: time.Date(2025, 1, 2, 3, 4, 5, int(seq), time.UTC), // #nosec G115 -- small
+			Actor: "rampart", ActorKind: "system", Action: "test", Outcome: "success", Reason: "r",
+			PrevHash: make([]byte, 32), Hash: []byte{byte(seq)}, // #nosec G115 -- small
+		})
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().(audit).AppendAuditRecords(ctx, recs) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		got, err := tx.Audit().AuditRecords(ctx, 1, 10)
+		if err != nil {
+			return err
+		}
+		if len(got) != len(recs) {
+			t.Fatalf("%d records, want %d", len(got), len(recs))
+		}
+		for i := range got {
+			if got[i].Seq != recs[i].Seq || !got[i].Time.Equal(recs[i].Time) || got[i].Hash[0] != recs[i].Hash[0] || got[i].Reason != "r" {
+				t.Errorf("record %d = %+v, want %+v", i, got[i], recs[i])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().(audit).AppendAuditRecords(ctx, recs[4:]) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a taken seq: err = %v, want ErrConflict", err)
 	}
 }

@@ -254,3 +254,215 @@ func testPseudonymSecrets(t *testing.T, s store.Store) {
 		return nil
 	})
 }
+
+// RunAudit runs the conformance tests of the audit queries and of
+// pruning (FindAuditRecords, FirstAuditSeqAt, PruneAuditRecords), like
+// Run: a fresh store for each, in parallel.
+//
+// TODO(issue 6): fold these into Run's table once storetest.go can be
+// changed with them; until then every backend calls RunAudit too.
+func RunAudit(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"FindAuditRecords", testFindAuditRecords},
+		{"FirstAuditSeqAt", testFirstAuditSeqAt},
+		{"PruneAuditRecords", testPruneAuditRecords},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+// queryBase is the time of record 0 in the query tests; record n is n
+// minutes later.
+var queryBase = time.Date(2025, 3, 4, 5, 0, 0, 0, time.UTC)
+
+var (
+	pAlice = fmt.Sprintf("p-%064x", 0xa11ce)
+	pBob   = fmt.Sprintf("p-%064x", 0xb0b)
+)
+
+// queryRecords appends records 1 to 11: even ones by alice, odd ones by
+// bob; record 5 is bob acting on alice, 11 alice acting on herself.
+func queryRecords(t *testing.T, s store.Store) {
+	t.Helper()
+	var recs []store.AuditRecord
+	for seq := uint64(1); seq <= 11; seq++ {
+		r := auditRecord(seq)
+		r.Time = queryBase.Add(time.Duration(seq) * time.Minute) // #nosec G115 -- small
+		r.Actor = pBob
+		if seq%2 == 0 {
+			r.Actor = pAlice
+		}
+		switch seq {
+		case 5:
+			r.TargetKind, r.TargetID = "account", pAlice
+		case 11:
+			r.Actor, r.TargetKind, r.TargetID = pAlice, "account", pAlice
+		}
+		recs = append(recs, r)
+	}
+	appendAudit(t, s, recs...)
+}
+
+func seqsOf(recs []store.AuditRecord) []uint64 {
+	seqs := []uint64{}
+	for _, r := range recs {
+		seqs = append(seqs, r.Seq)
+	}
+	return seqs
+}
+
+func testFindAuditRecords(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	queryRecords(t, s)
+	cet := time.FixedZone("CET", 3600)
+	tests := []struct {
+		name string
+		q    store.AuditQuery
+		want []uint64
+	}{
+		{"all", store.AuditQuery{Limit: 100}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"limit", store.AuditQuery{Limit: 3}, []uint64{1, 2, 3}},
+		{"after", store.AuditQuery{AfterSeq: 8, Limit: 100}, []uint64{9, 10, 11}},
+		{"after the head", store.AuditQuery{AfterSeq: 11, Limit: 100}, []uint64{}},
+		{"since, inclusive, in any zone", store.AuditQuery{Since: queryBase.Add(5 * time.Minute).In(cet), Limit: 100}, []uint64{5, 6, 7, 8, 9, 10, 11}},
+		{"since and after", store.AuditQuery{Since: queryBase.Add(5 * time.Minute), AfterSeq: 9, Limit: 100}, []uint64{10, 11}},
+		{"subject as actor or target, once each", store.AuditQuery{Subject: pAlice, Limit: 100}, []uint64{2, 4, 5, 6, 8, 10, 11}},
+		{"subject, after, limit", store.AuditQuery{Subject: pAlice, AfterSeq: 4, Limit: 2}, []uint64{5, 6}},
+		{"subject since", store.AuditQuery{Subject: pAlice, Since: queryBase.Add(6 * time.Minute), Limit: 100}, []uint64{6, 8, 10, 11}},
+		{"other subject", store.AuditQuery{Subject: pBob, Limit: 100}, []uint64{1, 3, 5, 7, 9}},
+		{"unknown subject", store.AuditQuery{Subject: "p-nobody", Limit: 100}, []uint64{}},
+	}
+	inTx(t, s, func(tx store.Tx) error {
+		for _, tt := range tests {
+			got, err := tx.Audit().FindAuditRecords(ctx, tt.q)
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+				continue
+			}
+			if diff := cmp.Diff(tt.want, seqsOf(got)); diff != "" {
+				t.Errorf("%s: seqs (-want +got):\n%s", tt.name, diff)
+			}
+		}
+		// Records come back whole.
+		got, err := tx.Audit().FindAuditRecords(ctx, store.AuditQuery{AfterSeq: 4, Limit: 1})
+		if err != nil {
+			return err
+		}
+		want := auditRecord(5)
+		want.Time, want.Actor, want.TargetKind, want.TargetID = queryBase.Add(5*time.Minute), pBob, "account", pAlice
+		if diff := cmp.Diff([]store.AuditRecord{want}, got, equateTime); diff != "" {
+			t.Errorf("FindAuditRecords record (-want +got):\n%s", diff)
+		}
+		if _, err := tx.Audit().FindAuditRecords(ctx, store.AuditQuery{}); err == nil {
+			t.Error("FindAuditRecords without a limit: no error")
+		}
+		return nil
+	})
+}
+
+func testFirstAuditSeqAt(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	inTx(t, s, func(tx store.Tx) error {
+		if seq, ok, err := tx.Audit().FirstAuditSeqAt(ctx, queryBase); err != nil || ok {
+			t.Errorf("FirstAuditSeqAt of an empty log = %d, %v, %v; want none", seq, ok, err)
+		}
+		return nil
+	})
+	queryRecords(t, s)
+	// A record written out of time order (queued before 12 committed).
+	late := auditRecord(12)
+	late.Time = queryBase.Add(90 * time.Second)
+	appendAudit(t, s, late)
+	tests := []struct {
+		name   string
+		at     time.Time
+		want   uint64
+		wantOK bool
+	}{
+		{"before every record", queryBase, 1, true},
+		{"exactly a record's time", queryBase.Add(5 * time.Minute), 5, true},
+		{"between records", queryBase.Add(5*time.Minute + time.Nanosecond), 6, true},
+		{"in another zone", queryBase.Add(5 * time.Minute).In(time.FixedZone("X", -7*3600)), 5, true},
+		{"the lowest seq, not the earliest time", queryBase.Add(80 * time.Second), 2, true},
+		{"after every record", queryBase.Add(time.Hour), 0, false},
+	}
+	inTx(t, s, func(tx store.Tx) error {
+		for _, tt := range tests {
+			seq, ok, err := tx.Audit().FirstAuditSeqAt(ctx, tt.at)
+			if err != nil || seq != tt.want || ok != tt.wantOK {
+				t.Errorf("%s: FirstAuditSeqAt = %d, %v, %v; want %d, %v", tt.name, seq, ok, err, tt.want, tt.wantOK)
+			}
+		}
+		return nil
+	})
+}
+
+func testPruneAuditRecords(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	queryRecords(t, s)
+	count := func() []uint64 {
+		var seqs []uint64
+		inTx(t, s, func(tx store.Tx) error {
+			recs, err := tx.Audit().AuditRecords(ctx, 0, 100)
+			seqs = seqsOf(recs)
+			return err
+		})
+		return seqs
+	}
+	addCheckpoint := func(seq uint64, kind string) {
+		inTx(t, s, func(tx store.Tx) error { return tx.Audit().AddAuditCheckpoint(ctx, auditCheckpoint(seq, kind)) })
+	}
+	prune := func(through uint64) (int64, error) {
+		var n int64
+		err := s.InTx(ctx, func(tx store.Tx) error {
+			var err error
+			n, err = tx.Audit().PruneAuditRecords(ctx, through)
+			return err
+		})
+		return n, err
+	}
+	all := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+
+	refused := func(through uint64, why string) {
+		t.Helper()
+		if n, err := prune(through); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("PruneAuditRecords(%d) %s = %d, %v; want ErrConflict", through, why, n, err)
+		}
+	}
+	refused(3, "without a checkpoint")
+	addCheckpoint(5, "periodic")
+	refused(3, "below a periodic checkpoint")
+	addCheckpoint(3, "prune")
+	refused(5, "above the prune checkpoint")
+	if diff := cmp.Diff(all, count()); diff != "" {
+		t.Fatalf("records after refused prunes (-want +got):\n%s", diff)
+	}
+
+	if n, err := prune(3); err != nil || n != 3 {
+		t.Fatalf("PruneAuditRecords(3) at the prune checkpoint = %d, %v; want 3", n, err)
+	}
+	if n, err := prune(2); err != nil || n != 0 {
+		t.Errorf("PruneAuditRecords(2) of pruned records = %d, %v; want 0", n, err)
+	}
+	addCheckpoint(9, "prune")
+	if n, err := prune(6); err != nil || n != 3 {
+		t.Fatalf("PruneAuditRecords(6) below the prune checkpoint = %d, %v; want 3", n, err)
+	}
+	if diff := cmp.Diff([]uint64{7, 8, 9, 10, 11}, count()); diff != "" {
+		t.Errorf("records after pruning (-want +got):\n%s", diff)
+	}
+	// The head and what follows are untouched; appending goes on.
+	appendAudit(t, s, auditRecord(12))
+	if got := count(); len(got) != 6 || got[5] != 12 {
+		t.Errorf("records after appending = %v", got)
+	}
+}
