@@ -7,24 +7,29 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/datadir"
+	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
 )
 
 const (
 	auditSynopsis       = "rampart audit verify|export|tail|resolve [flags]"
-	auditVerifySynopsis = "rampart audit verify --data-dir DIR [--public-key FILE]\n\n" +
+	auditVerifySynopsis = "rampart audit verify --data-dir DIR [--public-key FILE] [--copy FILE]\n\n" +
 		"Checks the whole audit log offline: the hash chain of every record and the\n" +
-		"signature of every checkpoint. Exit status: 0 intact; 1 not intact (the first\n" +
-		"bad record is named) or not readable; 2 a wrong command line."
+		"signature of every checkpoint; with --copy, also that a JSON-lines copy\n" +
+		"(--audit-file) is intact and that every record in it is still in the log.\n" +
+		"Exit status: 0 intact; 1 not intact (the first bad record is named) or not\n" +
+		"readable; 2 a wrong command line."
 )
 
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
@@ -44,6 +49,7 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer, env func(
 	dataDir := flags.String("data-dir", "", "the server's data directory (env RAMPART_DATA_DIR)")
 	pubFile := flags.String("public-key", "", "PEM public key that verifies the checkpoints (default DATA_DIR/keys/"+audit.PublicKeyFile+
 		"); a copy kept outside the data directory is the stronger anchor")
+	copyFile := flags.String("copy", "", "a JSON-lines copy of the log (the server's --audit-file) to check against it")
 	if done, err := parseFlags(flags, args); done || err != nil {
 		return err
 	}
@@ -88,11 +94,41 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer, env func(
 	if rep.Unsigned > 0 {
 		fmt.Fprintf(stdout, "%d records after the last checkpoint are chained but not yet signed\n", rep.Unsigned)
 	}
+	if *copyFile != "" {
+		if err := verifyCopy(ctx, st, *copyFile, pub, stdout); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "public key %s (%s)\n", audit.Fingerprint(pub), *pubFile)
 	rate := ""
 	if s := rep.Duration.Seconds(); s > 0 && rep.Records > 0 {
 		rate = fmt.Sprintf(", %.0f records/s", float64(rep.Records)/s)
 	}
 	fmt.Fprintf(stdout, "verified in %s%s\n", rep.Duration.Round(time.Millisecond), rate)
+	return nil
+}
+
+// verifyCopy checks the JSON-lines copy at path against the log.
+func verifyCopy(ctx context.Context, st store.Store, path string, pub ed25519.PublicKey, stdout io.Writer) error {
+	f, err := os.Open(path) // #nosec G304 -- operator-given path
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rep, err := audit.VerifyCopy(ctx, st, f, pub)
+	if ve := (*audit.VerifyError)(nil); errors.As(err, &ve) {
+		return fmt.Errorf("audit copy %s does NOT match the log: %w", path, ve)
+	}
+	if err != nil {
+		return fmt.Errorf("audit copy %s: %w", path, err)
+	}
+	fmt.Fprintf(stdout, "copy %s matches: %d records (%d to %d), %d checkpoints", path, rep.Records, rep.FirstSeq, rep.LastSeq, rep.Checkpoints)
+	if rep.Pruned > 0 {
+		fmt.Fprintf(stdout, ", %d since pruned from the log", rep.Pruned)
+	}
+	if rep.Behind > 0 {
+		fmt.Fprintf(stdout, "; the log has %d records after the copy's last", rep.Behind)
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

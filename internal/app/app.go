@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,8 +50,14 @@ type App struct {
 	sealer   *secrets.Sealer
 	// auditSigner signs audit checkpoints.
 	auditSigner *audit.Signer
-	// recorder writes audit records for every subsystem.
-	recorder *audit.Recorder
+	// recorder writes audit records for every subsystem; follower copies
+	// them and signs checkpoints, reading through auditReader.
+	recorder       *audit.Recorder
+	follower       *audit.Follower
+	auditReader    *sqlite.Store
+	stopPruning    context.CancelFunc
+	pruned         chan struct{}
+	closeAuditOnce sync.Once
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
@@ -118,7 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err != nil {
 		return nil, err
 	}
-	if err := a.openAudit(keysDir); err != nil {
+	if err := a.openAudit(keysDir, reg); err != nil {
 		return nil, err
 	}
 	id, err := a.newIdentity(ctx, cfg, log)
@@ -160,6 +167,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.tls != nil {
 		a.server.TLSConfig = a.tls.TLSConfig()
 	}
+	a.startAudit()
 	return a, nil
 }
 
@@ -225,7 +233,7 @@ func (a *App) Serve(ctx context.Context) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	a.shutdownCheckpoint()
+	a.closeAudit()
 	a.log.Info("stopped")
 	return nil
 }
@@ -241,6 +249,7 @@ func (a *App) Close() error {
 	if a.hashers != nil {
 		a.hashers.Close()
 	}
+	a.closeAudit()
 	if a.store != nil {
 		if err := a.store.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
 			errs = append(errs, err)

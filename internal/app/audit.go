@@ -1,18 +1,21 @@
 package app
 
 import (
+	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/datadir"
@@ -20,6 +23,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/principal"
 	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
+	"github.com/rampart-ml/rampart/internal/store/sqlite"
 )
 
 // openKeys loads (or creates) the master key under DATA_DIR/keys and the
@@ -37,10 +41,36 @@ func (a *App) openKeys() (keysDir string, err error) {
 }
 
 // openAudit loads the audit checkpoint key and builds the recorder every
-// subsystem writes its records with.
-func (a *App) openAudit(keysDir string) (err error) {
+// subsystem writes its records with, and the follower that copies the
+// log (--audit-file, --audit-stdout) and signs its checkpoints. Both start
+// in startAudit, once the server is built.
+func (a *App) openAudit(keysDir string, reg prometheus.Registerer) (err error) {
+	ac := a.cfg.Audit
 	if a.auditSigner, err = audit.LoadOrCreateSigner(keysDir, a.sealer); err != nil {
 		return fmt.Errorf("audit signing key: %w", err)
+	}
+	policy, err := audit.ParseQueuePolicy(ac.QueueFull)
+	if err != nil {
+		return err
+	}
+	if policy == audit.QueueDrop {
+		a.log.Warn("INSECURE: --audit-queue-full=drop is set; when the audit queue is full, denials and sampled inference calls go unrecorded")
+	}
+	// The follower reads everything the writer appends; a read-only handle
+	// keeps its reads from queueing behind writes.
+	if a.auditReader, err = sqlite.OpenReadOnly(context.Background(), a.dir.Path(datadir.DatabaseFile)); err != nil {
+		return fmt.Errorf("audit reader: %w", err)
+	}
+	fo := audit.FollowerOptions{
+		Store: a.store, Reader: a.auditReader, Signer: a.auditSigner, File: ac.File,
+		CheckpointRecords: uint64(ac.CheckpointRecords), CheckpointInterval: ac.CheckpointInterval, // #nosec G115 -- validated positive
+		Log: a.log,
+	}
+	if ac.Stdout {
+		fo.Stream = os.Stdout
+	}
+	if a.follower, err = audit.NewFollower(context.Background(), fo); err != nil {
+		return fmt.Errorf("audit copy: %w", err)
 	}
 	a.recorder, err = audit.NewRecorder(audit.RecorderOptions{
 		Store:     a.store,
@@ -49,8 +79,94 @@ func (a *App) openAudit(keysDir string) (err error) {
 		Request: func(ctx context.Context) audit.RequestInfo {
 			return audit.RequestInfo{ID: httpapi.RequestID(ctx), ClientAddr: httpapi.ClientAddr(ctx)}
 		},
+		QueueSize: ac.QueueSize,
+		QueueFull: policy,
+		OnCommit:  a.follower.Notify,
+		Log:       a.log,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	registerAuditMetrics(reg, a.recorder)
+	return nil
+}
+
+// registerAuditMetrics exports the writer's counters.
+func registerAuditMetrics(reg prometheus.Registerer, rec *audit.Recorder) {
+	counter := func(name, help string, v func(audit.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(rec.Stats())) })
+	}
+	reg.MustRegister(
+		counter("rampart_audit_records_written_total", "Audit records committed by the writer.", func(s audit.Stats) uint64 { return s.Written }),
+		counter("rampart_audit_records_dropped_total", "Audit records dropped because the queue was full (--audit-queue-full=drop).", func(s audit.Stats) uint64 { return s.Dropped }),
+		counter("rampart_audit_records_lost_total", "Queued audit records the store refused.", func(s audit.Stats) uint64 { return s.Lost }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rampart_audit_queue_pending", Help: "Audit records queued, not yet committed."},
+			func() float64 { return float64(rec.Stats().Pending) }),
+	)
+}
+
+// startAudit starts the audit writer, the follower and, with a retention
+// period, the daily pruning.
+func (a *App) startAudit() {
+	a.recorder.Start()
+	a.follower.Start()
+	if a.cfg.Audit.Retention > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stopPruning = cancel
+		a.pruned = make(chan struct{})
+		go a.pruneDaily(ctx)
+	}
+}
+
+// pruneDaily prunes records older than the retention period at start and
+// then every day, until ctx is cancelled.
+func (a *App) pruneDaily(ctx context.Context) {
+	defer close(a.pruned)
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		rep, err := audit.Prune(ctx, a.store, a.auditSigner, now.Add(-a.cfg.Audit.Retention), now)
+		switch {
+		case err != nil:
+			a.log.Error("audit prune", slog.Any("error", err))
+		case rep.Removed > 0:
+			a.log.Info("audit records pruned", slog.Uint64("through_seq", rep.Through), slog.Int64("removed", rep.Removed))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// closeAudit writes what is queued, signs the shutdown checkpoint (so
+// every record is covered) and closes the copies. It runs once, after the
+// HTTP server has stopped.
+func (a *App) closeAudit() {
+	a.closeAuditOnce.Do(func() {
+		if a.stopPruning != nil {
+			a.stopPruning()
+			<-a.pruned
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if a.recorder != nil {
+			if err := a.recorder.Close(ctx); err != nil {
+				a.log.Error("audit writer: close", slog.Any("error", err))
+			}
+		}
+		if a.follower != nil {
+			if err := a.follower.Close(ctx); err != nil {
+				a.log.Error("audit copy and shutdown checkpoint", slog.Any("error", err))
+			}
+		}
+		if a.auditReader != nil {
+			_ = a.auditReader.Close()
+		}
+	})
 }
 
 // mountAudit serves the chain check, the auditors' reading of the log and
@@ -105,6 +221,7 @@ type AuditVerification struct {
 	Checkpoints       int    `json:"checkpoints"`
 	LastCheckpointSeq uint64 `json:"last_checkpoint_seq"`
 	Unsigned          uint64 `json:"unsigned_records"`
+	PrunedThrough     uint64 `json:"pruned_through,omitempty"`
 	FirstBadRecord    uint64 `json:"first_bad_record,omitempty"`
 	Problem           string `json:"problem,omitempty"`
 	KeyFingerprint    string `json:"key_fingerprint"`
@@ -115,7 +232,7 @@ func (a *App) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 	pub := a.auditSigner.Public()
 	rep, err := audit.Verify(r.Context(), a.store, pub)
 	out := AuditVerification{Intact: err == nil, Records: rep.Records, LastSeq: rep.LastSeq, Checkpoints: rep.Checkpoints,
-		LastCheckpointSeq: rep.LastCheckpointSeq, Unsigned: rep.Unsigned, KeyFingerprint: audit.Fingerprint(pub)}
+		LastCheckpointSeq: rep.LastCheckpointSeq, Unsigned: rep.Unsigned, PrunedThrough: rep.PrunedThrough, KeyFingerprint: audit.Fingerprint(pub)}
 	var bad *audit.VerifyError
 	switch {
 	case errors.As(err, &bad):
@@ -125,23 +242,6 @@ func (a *App) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
-}
-
-// shutdownCheckpoint signs the chain head as the server stops, so records
-// written since the last checkpoint are covered too.
-func (a *App) shutdownCheckpoint() {
-	if a.auditSigner == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := a.store.InTx(ctx, func(tx store.Tx) error {
-		_, err := audit.Checkpoint(ctx, tx, a.auditSigner, "shutdown", time.Now())
-		return err
-	})
-	if err != nil {
-		a.log.Error("audit shutdown checkpoint", slog.Any("error", err))
-	}
 }
 
 // Limits of GET /api/v1/audit/records.
@@ -159,39 +259,10 @@ const (
 // current end: rampart audit tail.
 const AuditHeadHeader = "Rampart-Audit-Head-Seq"
 
-// recordLine is one audit record in an export: a JSON object with the
-// record's fields, its place in the chain and its hashes in hex. The time
-// is in UTC with nine fractional digits, as in the canonical encoding the
-// hash covers, so an export can be checked against the chain.
-//
-// TODO(issue 6): audit.MarshalRecordLine (on another branch) writes this
-// same format; use it here and in export.go once it is merged.
-type recordLine struct {
-	Type         string `json:"type"`
-	Seq          uint64 `json:"seq"`
-	Time         string `json:"time"`
-	Actor        string `json:"actor"`
-	ActorKind    string `json:"actor_kind"`
-	Source       string `json:"source"`
-	Action       string `json:"action"`
-	TargetKind   string `json:"target_kind"`
-	TargetDomain string `json:"target_domain"`
-	TargetID     string `json:"target_id"`
-	Outcome      string `json:"outcome"`
-	Reason       string `json:"reason"`
-	RequestID    string `json:"request_id"`
-	PrevHash     string `json:"prev_hash"`
-	Hash         string `json:"hash"`
-}
-
-func recordLineOf(r store.AuditRecord) recordLine {
-	return recordLine{
-		Type: "record", Seq: r.Seq, Time: r.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"),
-		Actor: r.Actor, ActorKind: r.ActorKind, Source: r.Source, Action: r.Action,
-		TargetKind: r.TargetKind, TargetDomain: r.TargetDomain, TargetID: r.TargetID,
-		Outcome: r.Outcome, Reason: r.Reason, RequestID: r.RequestID,
-		PrevHash: hex.EncodeToString(r.PrevHash), Hash: hex.EncodeToString(r.Hash),
-	}
+// recordLine is one audit record in an export: the line the audit copies
+// use (audit.MarshalRecordLine), as a JSON value.
+func recordLine(r store.AuditRecord) json.RawMessage {
+	return bytes.TrimSuffix(audit.MarshalRecordLine(r), []byte("\n"))
 }
 
 // parseRecordQuery reads after_seq, since and limit; anything else, or a
@@ -243,39 +314,68 @@ func queryReason(q store.AuditQuery) string {
 }
 
 // auditRecords streams the records after after_seq (and at or after
-// since), oldest first, up to limit, as JSON lines. The read is recorded
-// before anything is read: no record leaves unrecorded. A client has read
-// everything when it gets fewer lines than its limit.
+// since), oldest first, up to limit, as JSON lines. A read is recorded
+// before any record is sent, unless it returns nothing but the reader's
+// own earlier reads: then it shows only what the reader already knows, and
+// recording it would make a tail polling at the end add a record per poll.
+// A client has read everything when it gets fewer lines than its limit.
 func (a *App) auditRecords(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseRecordQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
-	if err := a.recorder.Write(ctx, audit.Entry{
-		Action: "audit.export", Target: audit.Target{Kind: "audit-log"}, Reason: queryReason(q),
-	}); err != nil {
-		return err
-	}
 	// Everything is read before the first byte is sent, so a failure is
 	// an error response, not a silently short stream.
 	recs, head, err := a.findRecords(ctx, q)
 	if err != nil {
 		return err
 	}
+	news, err := a.newToReader(ctx, recs)
+	if err != nil {
+		return err
+	}
+	if news {
+		if err := a.recorder.Write(ctx, audit.Entry{
+			Action: "audit.export", Target: audit.Target{Kind: "audit-log"}, Reason: queryReason(q),
+		}); err != nil {
+			return err
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
 	h.Set(AuditHeadHeader, strconv.FormatUint(head, 10))
 	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
 	for _, rec := range recs {
-		if err := enc.Encode(recordLineOf(rec)); err != nil {
+		if _, err := w.Write(audit.MarshalRecordLine(rec)); err != nil {
 			return nil // the client went away; the status is sent already
 		}
 	}
 	return nil
+}
+
+// newToReader reports whether recs hold anything but the caller's own
+// audit.export records.
+func (a *App) newToReader(ctx context.Context, recs []store.AuditRecord) (bool, error) {
+	if len(recs) == 0 {
+		return false, nil
+	}
+	p, _ := principal.FromContext(ctx)
+	var mine string
+	err := a.store.InTx(ctx, func(tx store.Tx) (err error) {
+		mine, err = a.recorder.PseudonymOf(ctx, tx, p.ID)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, r := range recs {
+		if r.Action != "audit.export" || r.Actor != mine {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // findRecords returns the records q selects, reading recordPage at a time,

@@ -9,6 +9,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -37,7 +38,7 @@ type Export struct {
 	OwnedTargets OwnedTargets  `json:"owned_targets"`
 	// AuditRecords are every record whose actor or target is the
 	// caller's pseudonym, this export's own record included.
-	AuditRecords []recordLine `json:"audit_records"`
+	AuditRecords []json.RawMessage `json:"audit_records"`
 }
 
 // ExportSubject says who the export is about.
@@ -244,8 +245,8 @@ func exportAccess(ctx context.Context, tx store.Tx, id string, grantees map[stri
 }
 
 // exportRecords returns every record whose actor or target is pseudonym.
-func exportRecords(ctx context.Context, tx store.Tx, pseudonym string) ([]recordLine, error) {
-	out := []recordLine{}
+func exportRecords(ctx context.Context, tx store.Tx, pseudonym string) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
 	q := store.AuditQuery{Subject: pseudonym, Limit: recordPage}
 	for {
 		page, err := tx.Audit().FindAuditRecords(ctx, q)
@@ -253,7 +254,7 @@ func exportRecords(ctx context.Context, tx store.Tx, pseudonym string) ([]record
 			return nil, fmt.Errorf("export audit records: %w", err)
 		}
 		for _, r := range page {
-			out = append(out, recordLineOf(r))
+			out = append(out, recordLine(r))
 		}
 		if len(page) < q.Limit {
 			return out, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rampart-ml/rampart/internal/app"
 	"github.com/rampart-ml/rampart/internal/app/apptest"
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/store"
 )
 
@@ -83,7 +84,8 @@ func TestExportOwnData(t *testing.T) {
 	// The records: the refused read and the export itself, both alice's;
 	// none of bob's.
 	var actions []string
-	for _, r := range got.AuditRecords {
+	records := parseExported(t, got.AuditRecords)
+	for _, r := range records {
 		if r.Actor != got.Subject.Pseudonym && r.TargetID != got.Subject.Pseudonym {
 			t.Errorf("record %d does not name alice: %+v", r.Seq, r)
 		}
@@ -95,7 +97,7 @@ func TestExportOwnData(t *testing.T) {
 	if rest := subsequence(want, actions); len(rest) > 0 {
 		t.Errorf("alice's records %v lack %v (in this order: %v)", actions, rest, want)
 	}
-	if last := got.AuditRecords[len(got.AuditRecords)-1]; last.TargetKind != "user" || last.TargetID != got.Subject.Pseudonym {
+	if last := records[len(records)-1]; last.TargetKind != "user" || last.TargetID != got.Subject.Pseudonym {
 		t.Errorf("export record %+v", last)
 	}
 	if strings.Contains(raw, bobsExport.Subject.Pseudonym) || strings.Contains(raw, bob.ID) {
@@ -157,4 +159,18 @@ func subsequence(want, got []string) []string {
 		}
 	}
 	return want
+}
+
+// parseExported reads the records of an export: audit copy lines.
+func parseExported(t *testing.T, raw []json.RawMessage) []store.AuditRecord {
+	t.Helper()
+	var out []store.AuditRecord
+	for _, r := range raw {
+		l, err := audit.ParseLine(r)
+		if err != nil || l.Type != audit.LineRecord {
+			t.Fatalf("exported record %s: %v", r, err)
+		}
+		out = append(out, l.Record)
+	}
+	return out
 }

@@ -151,7 +151,7 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 	name, pw := c.Name, c.Password
 	start := l.now()
 	if ok, retry := l.sources.Allow(source, start); !ok {
-		if err := l.rec.Write(ctx, loginEntry("", audit.OutcomeDenied, "rate_limited")); err != nil {
+		if err := l.rec.Submit(ctx, loginEntry("", audit.OutcomeDenied, "rate_limited")); err != nil {
 			return store.Account{}, fmt.Errorf("login: %w", err)
 		}
 		return store.Account{}, &RateLimitedError{RetryAfter: retry}
@@ -203,7 +203,7 @@ func (l *PasswordLogin) Login(ctx context.Context, c Credentials, source netip.A
 	if ok && acct.TOTPSecret != nil {
 		if c.OTP == "" {
 			// Nothing is counted; the record says the password was right.
-			if err := l.rec.Write(ctx, loginEntry(acct.ID, audit.OutcomeFailure, "otp_required")); err != nil {
+			if err := l.rec.Submit(ctx, loginEntry(acct.ID, audit.OutcomeFailure, "otp_required")); err != nil {
 				return store.Account{}, fmt.Errorf("login: %w", err)
 			}
 			return store.Account{}, ErrSecondFactorRequired
@@ -304,8 +304,10 @@ func loginEntry(accountID, outcome, reason string) audit.Entry {
 
 // refuse records a refused attempt that changes no state and returns
 // ErrInvalidCredentials, or the audit error when it cannot be recorded.
+// The record goes through the queue (Submit): a flood of bad attempts is
+// committed in batches, and a full queue still refuses.
 func (l *PasswordLogin) refuse(ctx context.Context, e audit.Entry) error {
-	if err := l.rec.Write(ctx, e); err != nil {
+	if err := l.rec.Submit(ctx, e); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	return ErrInvalidCredentials

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/store"
-	"github.com/rampart-ml/rampart/internal/store/storetest"
 )
 
 func appendRecord(ctx context.Context, s store.Store, seq uint64) error {
@@ -144,12 +143,6 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 	if _, err := OpenReadOnly(ctx, "audit_test.go"); err == nil {
 		t.Error("opened a Go file as a database")
 	}
-}
-
-// TestAuditConformance runs the audit conformance tests that are not yet
-// in storetest.Run.
-func TestAuditConformance(t *testing.T) {
-	storetest.RunAudit(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
 // TestAuditPruneTrigger: records at or below a prune checkpoint can be

@@ -255,31 +255,6 @@ func testPseudonymSecrets(t *testing.T, s store.Store) {
 	})
 }
 
-// RunAudit runs the conformance tests of the audit queries and of
-// pruning (FindAuditRecords, FirstAuditSeqAt, PruneAuditRecords), like
-// Run: a fresh store for each, in parallel.
-//
-// TODO(issue 6): fold these into Run's table once storetest.go can be
-// changed with them; until then every backend calls RunAudit too.
-func RunAudit(t *testing.T, newStore func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
-		{"FindAuditRecords", testFindAuditRecords},
-		{"FirstAuditSeqAt", testFirstAuditSeqAt},
-		{"PruneAuditRecords", testPruneAuditRecords},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := newStore(t)
-			t.Cleanup(func() { _ = s.Close() })
-			tt.fn(t, s)
-		})
-	}
-}
-
 // queryBase is the time of record 0 in the query tests; record n is n
 // minutes later.
 var queryBase = time.Date(2025, 3, 4, 5, 0, 0, 0, time.UTC)
