@@ -100,14 +100,14 @@ type chainHead struct {
 
 // readHead reads the head of the log in tx.
 func readHead(ctx context.Context, tx store.Tx) (chainHead, error) {
-	head, ok, err := tx.Audit().AuditHead(ctx)
+	seq, hash, ok, err := tx.Audit().AuditHeadLink(ctx)
 	if err != nil {
 		return chainHead{}, fmt.Errorf("%w: %w", ErrWrite, err)
 	}
 	if !ok {
 		return chainHead{seq: 0, hash: genesis[:]}, nil
 	}
-	return chainHead{seq: head.Seq, hash: head.Hash}, nil
+	return chainHead{seq: seq, hash: hash}, nil
 }
 
 // appendAfter writes the valid event e as the record after head, hashing

@@ -169,6 +169,13 @@ func (a failingAudit) AuditHead(ctx context.Context) (store.AuditRecord, bool, e
 	return a.Audit.AuditHead(ctx)
 }
 
+func (a failingAudit) AuditHeadLink(ctx context.Context) (uint64, []byte, bool, error) {
+	if a.f.head {
+		return 0, nil, false, a.f.err
+	}
+	return a.Audit.AuditHeadLink(ctx)
+}
+
 // TestAppendConcurrent: transactions appending at once still make one
 // chain without gaps.
 func TestAppendConcurrent(t *testing.T) {

@@ -353,6 +353,10 @@ type Audit interface {
 	// AuditHead returns the record with the highest Seq; ok is false when
 	// the log is empty.
 	AuditHead(ctx context.Context) (r AuditRecord, ok bool, err error)
+	// AuditHeadLink returns only the Seq and Hash of the record with the
+	// highest Seq, what the next record chains to: every audited change
+	// reads it, so it reads no more than that.
+	AuditHeadLink(ctx context.Context) (seq uint64, hash []byte, ok bool, err error)
 	// AuditRecords returns up to limit (> 0) records with Seq > afterSeq in
 	// Seq order, so a reader can stream the log in batches.
 	AuditRecords(ctx context.Context, afterSeq uint64, limit int) ([]AuditRecord, error)

@@ -27,6 +27,19 @@ var _ store.Audit = audit{}
 const auditRecordColumns = `seq, time, actor, actor_kind, source, action, target_kind,
 	target_domain, target_id, outcome, reason, request_id, prev_hash, hash`
 
+// The statements on the path of every audited change, prepared once when
+// the store opens (see stmtCache).
+const (
+	insertAuditRecord = `INSERT INTO audit_records (` + auditRecordColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	selectAuditHead       = `SELECT ` + auditRecordColumns + ` FROM audit_records ORDER BY seq DESC LIMIT 1`
+	selectAuditHeadLink   = `SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1`
+	selectPseudonymSecret = `SELECT secret FROM pseudonym_secrets WHERE subject_id = ?`
+)
+
+// hotStatements are prepared by Open and OpenReadOnly.
+var hotStatements = []string{insertAuditRecord, selectAuditHead, selectAuditHeadLink, selectPseudonymSecret}
+
 // seqArg converts a sequence number for SQLite, whose integers are int64.
 func seqArg(seq uint64) (int64, error) {
 	if seq > math.MaxInt64 {
@@ -64,8 +77,7 @@ func (r audit) AppendAuditRecord(ctx context.Context, rec store.AuditRecord) err
 	if err != nil {
 		return err
 	}
-	stmt, err := r.stmts.in(ctx, r.tx, `INSERT INTO audit_records (`+auditRecordColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := r.stmts.in(ctx, r.tx, insertAuditRecord)
 	if err != nil {
 		return fmt.Errorf("append audit record %d: %w", rec.Seq, err)
 	}
@@ -93,7 +105,7 @@ func notNullBlob(b []byte) []byte {
 }
 
 func (r audit) AuditHead(ctx context.Context) (store.AuditRecord, bool, error) {
-	stmt, err := r.stmts.in(ctx, r.tx, `SELECT `+auditRecordColumns+` FROM audit_records ORDER BY seq DESC LIMIT 1`)
+	stmt, err := r.stmts.in(ctx, r.tx, selectAuditHead)
 	if err != nil {
 		return store.AuditRecord{}, false, fmt.Errorf("audit head: %w", err)
 	}
@@ -105,6 +117,28 @@ func (r audit) AuditHead(ctx context.Context) (store.AuditRecord, bool, error) {
 		return store.AuditRecord{}, false, fmt.Errorf("audit head: %w", classify(err))
 	}
 	return rec, true, nil
+}
+
+func (r audit) AuditHeadLink(ctx context.Context) (uint64, []byte, bool, error) {
+	stmt, err := r.stmts.in(ctx, r.tx, selectAuditHeadLink)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("audit head: %w", err)
+	}
+	var (
+		seq  int64
+		hash []byte
+	)
+	err = stmt.QueryRowContext(ctx).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("audit head: %w", classify(err))
+	}
+	if seq < 0 {
+		return 0, nil, false, fmt.Errorf("audit head: negative sequence number %d", seq)
+	}
+	return uint64(seq), hash, true, nil
 }
 
 func (r audit) AuditRecords(ctx context.Context, afterSeq uint64, limit int) ([]store.AuditRecord, error) {
@@ -275,7 +309,7 @@ func (r audit) PruneAuditRecords(ctx context.Context, throughSeq uint64) (int64,
 
 func (r audit) PseudonymSecret(ctx context.Context, subjectID string) ([]byte, error) {
 	var secret []byte
-	stmt, err := r.stmts.in(ctx, r.tx, `SELECT secret FROM pseudonym_secrets WHERE subject_id = ?`)
+	stmt, err := r.stmts.in(ctx, r.tx, selectPseudonymSecret)
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym secret of %s: %w", subjectID, err)
 	}
@@ -350,7 +384,12 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &Store{db: db, path: path, version: version, stmts: newStmtCache(db)}, nil
+	stmts, err := newStmtCache(ctx, db, hotStatements...)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return &Store{db: db, path: path, version: version, stmts: stmts}, nil
 }
 
 // AppendAuditRecords inserts recs, in order, with one prepared statement:
@@ -358,8 +397,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 // record would cost as much as the insert itself. ErrConflict if a seq
 // is taken.
 func (r audit) AppendAuditRecords(ctx context.Context, recs []store.AuditRecord) error {
-	stmt, err := r.tx.PrepareContext(ctx, `INSERT INTO audit_records (`+auditRecordColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := r.stmts.in(ctx, r.tx, insertAuditRecord)
 	if err != nil {
 		return fmt.Errorf("append audit records: %w", classify(err))
 	}

@@ -57,7 +57,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, classify(err))
 	}
-	return &Store{db: db, path: path, version: version, stmts: newStmtCache(db)}, nil
+	stmts, err := newStmtCache(ctx, db, hotStatements...)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return &Store{db: db, path: path, version: version, stmts: stmts}, nil
 }
 
 // openDB creates the file if needed and returns a configured, unmigrated pool.
