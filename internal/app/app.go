@@ -54,6 +54,7 @@ type App struct {
 	// them and signs checkpoints, reading through auditReader.
 	recorder       *audit.Recorder
 	follower       *audit.Follower
+	sampler        *audit.Sampler
 	auditReader    *sqlite.Store
 	stopPruning    context.CancelFunc
 	pruned         chan struct{}

@@ -88,8 +88,15 @@ func (a *App) openAudit(keysDir string, reg prometheus.Registerer) (err error) {
 		return err
 	}
 	registerAuditMetrics(reg, a.recorder)
-	return nil
+	// Allowed inference calls are recorded at this rate, counted exactly
+	// per service; the model services issue records their calls with it.
+	a.sampler, err = audit.NewSampler(ac.InferenceSampleRate, nil)
+	return err
 }
+
+// InferenceSampler decides which allowed inference calls are recorded
+// (audit.Recorder.RecordAllowedInference).
+func (a *App) InferenceSampler() *audit.Sampler { return a.sampler }
 
 // registerAuditMetrics exports the writer's counters.
 func registerAuditMetrics(reg prometheus.Registerer, rec *audit.Recorder) {
@@ -153,6 +160,11 @@ func (a *App) closeAudit() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		if a.recorder != nil && a.sampler != nil {
+			if err := a.recorder.RecordInferenceSummary(ctx, a.sampler); err != nil {
+				a.log.Error("audit: inference summary", slog.Any("error", err))
+			}
+		}
 		if a.recorder != nil {
 			if err := a.recorder.Close(ctx); err != nil {
 				a.log.Error("audit writer: close", slog.Any("error", err))

@@ -1,10 +1,13 @@
 package audit
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -112,4 +115,40 @@ func (s *Sampler) count(service string) *serviceCount {
 	next[service] = c
 	s.services.Store(&next)
 	return c
+}
+
+// Inference actions.
+const (
+	// ActionInferenceAllow is a sampled allowed call; its reason is
+	// "calls=N", the allowed calls to the service it stands for.
+	ActionInferenceAllow = "inference.allow"
+	// ActionInferenceSummary records, at shutdown, the allowed calls no
+	// sampled record stands for, so the records' counts add up exactly.
+	ActionInferenceSummary = "inference.summary"
+)
+
+// RecordAllowedInference counts an allowed inference call to service and,
+// when the sampler picks it, queues its record (Submit): the caller
+// refuses the call if that fails. Denied calls are not sampled: record
+// each one (Submit an "access.deny").
+func (r *Recorder) RecordAllowedInference(ctx context.Context, s *Sampler, service Target) error {
+	record, n := s.Allowed(service.ID)
+	if !record {
+		return nil
+	}
+	return r.Submit(ctx, Entry{Action: ActionInferenceAllow, Target: service, Reason: "calls=" + strconv.FormatUint(n, 10)})
+}
+
+// RecordInferenceSummary writes, for each service (target kind "service"),
+// the allowed calls that no sampled record stands for (Sampler.Flush), as
+// the system actor "inference". Call it at shutdown, before Close.
+func (r *Recorder) RecordInferenceSummary(ctx context.Context, s *Sampler) error {
+	var errs []error
+	for service, n := range s.Flush() {
+		errs = append(errs, r.Write(ctx, Entry{
+			Action: ActionInferenceSummary, Target: Target{Kind: "service", ID: service},
+			Reason: "calls=" + strconv.FormatUint(n, 10), Actor: &Actor{ID: "inference", Kind: ActorSystem},
+		}))
+	}
+	return errors.Join(errs...)
 }

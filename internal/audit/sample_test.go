@@ -1,14 +1,20 @@
 package audit
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampart-ml/rampart/internal/store"
 )
 
 // sequence returns a random source that yields vals in turn, repeating.
@@ -169,4 +175,58 @@ func BenchmarkSamplerAllowed(b *testing.B) {
 			s.Allowed(svc)
 		}
 	})
+}
+
+// TestRecordAllowedInference: sampled records and the shutdown summary
+// together account for every allowed call, per service, exactly.
+func TestRecordAllowedInference(t *testing.T) {
+	t.Parallel()
+	st, _ := openStore(t)
+	rec := newRecorder(t, st, RecorderOptions{})
+	rec.Start()
+	rng := rand.New(rand.NewPCG(1, 2))
+	s, err := NewSampler(0.05, rng.Float64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	calls := map[string]uint64{"com.acme.vision.resnet": 700, "org.lab.bert": 300}
+	for svc, n := range calls {
+		for range n {
+			if err := rec.RecordAllowedInference(ctx, s, Target{Kind: "service", ID: svc}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := rec.RecordInferenceSummary(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	sampled := 0
+	err = st.InTx(ctx, func(tx store.Tx) error {
+		recs, err := tx.Audit().AuditRecords(ctx, 0, 10_000)
+		for _, r := range recs {
+			n, perr := strconv.ParseUint(strings.TrimPrefix(r.Reason, "calls="), 10, 64)
+			if perr != nil || (r.Action != ActionInferenceAllow && r.Action != ActionInferenceSummary) {
+				t.Errorf("record %+v", r)
+			}
+			if r.Action == ActionInferenceAllow {
+				sampled++
+			}
+			got[r.TargetID] += n
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, calls) {
+		t.Errorf("calls accounted for: %v, want %v", got, calls)
+	}
+	if sampled < 20 || sampled > 90 {
+		t.Errorf("%d sampled records of 1000 calls at 5%%", sampled)
+	}
 }
