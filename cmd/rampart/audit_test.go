@@ -124,7 +124,7 @@ func TestAuditVerify(t *testing.T) {
 	// and signs the head as it stops (a shutdown checkpoint).
 	startServer(t, dir).stopOK()
 	code, stdout, stderr := verify()
-	wantOKWith([]string{"audit log intact: 312 records (1 to 312), 4 checkpoints, the last at record 312\n", "public key SHA256:"},
+	wantOKWith([]string{"audit log intact: 314 records (1 to 314), 4 checkpoints, the last at record 314\n", "public key SHA256:"},
 		code, stdout, stderr)
 	if strings.Contains(stdout, "not yet signed") {
 		t.Errorf("records unsigned after a shutdown checkpoint:\n%s", stdout)

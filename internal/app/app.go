@@ -168,7 +168,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if a.tls != nil {
 		a.server.TLSConfig = a.tls.TLSConfig()
 	}
-	a.startAudit()
+	if err := a.startAudit(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
+	"github.com/rampart-ml/rampart/internal/version"
 )
 
 // openKeys loads (or creates) the master key under DATA_DIR/keys and the
@@ -113,17 +114,27 @@ func registerAuditMetrics(reg prometheus.Registerer, rec *audit.Recorder) {
 	)
 }
 
+// serverActor is the audit actor of the server's own actions.
+var serverActor = &audit.Actor{ID: "server", Kind: audit.ActorSystem}
+
 // startAudit starts the audit writer, the follower and, with a retention
-// period, the daily pruning.
-func (a *App) startAudit() {
+// period, the daily pruning, and records the start with the settings that
+// weaken security: a server that cannot record does not start.
+func (a *App) startAudit() error {
 	a.recorder.Start()
 	a.follower.Start()
+	reason := fmt.Sprintf("version=%s insecure_http=%t weak_password_hashing=%t audit_queue_full=%s audit_retention=%s",
+		version.Version, a.cfg.TLS.InsecureHTTP, a.cfg.Identity.AllowWeakHashing, a.cfg.Audit.QueueFull, a.cfg.Audit.Retention)
+	if err := a.recorder.Write(context.Background(), audit.Entry{Action: "server.start", Reason: reason, Actor: serverActor}); err != nil {
+		return fmt.Errorf("audit: record the start: %w", err)
+	}
 	if a.cfg.Audit.Retention > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		a.stopPruning = cancel
 		a.pruned = make(chan struct{})
 		go a.pruneDaily(ctx)
 	}
+	return nil
 }
 
 // pruneDaily prunes records older than the retention period at start and
@@ -163,6 +174,9 @@ func (a *App) closeAudit() {
 		if a.recorder != nil && a.sampler != nil {
 			if err := a.recorder.RecordInferenceSummary(ctx, a.sampler); err != nil {
 				a.log.Error("audit: inference summary", slog.Any("error", err))
+			}
+			if err := a.recorder.Write(ctx, audit.Entry{Action: "server.stop", Actor: serverActor}); err != nil {
+				a.log.Error("audit: record the stop", slog.Any("error", err))
 			}
 		}
 		if a.recorder != nil {
