@@ -106,10 +106,11 @@ type Recorder struct {
 	// Pseudonyms of committed secrets, so most records need no lookup.
 	// Writers are serialised by the store (one write transaction at a
 	// time), which is what makes the rules in PseudonymOf sufficient.
-	cacheMu  sync.Mutex
-	cache    map[string]string   // subject id → pseudonym
-	creating map[string]store.Tx // subject id → transaction that created its secret, until seen committed
-	erasures uint64              // bumped by Erase: a lookup that raced one does not cache
+	cacheMu    sync.Mutex
+	cache      map[string]string   // subject id → pseudonym
+	creatingTx store.Tx            // the transaction that created the secrets in creating
+	creating   map[string]struct{} // subjects whose secret creatingTx created
+	erasures   uint64              // bumped by Erase: a lookup that raced one does not cache
 }
 
 // maxCached bounds the pseudonym cache; it is emptied when full.
@@ -131,7 +132,7 @@ func NewRecorder(o RecorderOptions) (*Recorder, error) {
 	}
 	r := &Recorder{
 		store: o.Store, sealer: o.Sealer, sourceKey: o.SourceKey, request: o.Request, now: o.Now,
-		cache: make(map[string]string), creating: make(map[string]store.Tx),
+		cache: make(map[string]string), creating: make(map[string]struct{}),
 	}
 	if err := r.writer.init(o); err != nil {
 		return nil, err
@@ -323,9 +324,14 @@ func (b *batch) pseudonym(ctx context.Context, subjectID string) (string, error)
 //
 // Only pseudonyms of committed secrets are cached: a secret created in tx
 // is not cached while tx may still roll back (reading it again in tx does
-// not count: it is remembered as created by tx); seeing it from another
-// transaction means it committed. Erase drops the entry, and a lookup that
-// overlapped an Erase does not cache what it read.
+// not count: it is remembered as created by tx). Write transactions run
+// one at a time, so a secret read in any other transaction has committed.
+// Erase drops the entry, and a lookup that overlapped an Erase does not
+// cache what it read.
+//
+// An erased subject gets no new secret: a record that names them after
+// the erasure carries a one-off pseudonym, unlinkable to them and to their
+// other records.
 func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID string) (string, error) {
 	if subjectID == "" {
 		return "", fmt.Errorf("audit: %w: empty subject id", ErrInvalidEvent)
@@ -353,6 +359,13 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 		if err != nil {
 			return "", fmt.Errorf("audit: %w: %w", ErrWrite, err)
 		}
+		erased, err := a.IsErasedSubject(ctx, r.erasedTag(subjectID))
+		if err != nil {
+			return "", fmt.Errorf("audit: %w: %w", ErrWrite, err)
+		}
+		if erased {
+			return Pseudonym(secret, subjectID), nil // the secret is never stored
+		}
 		sealed, err := r.sealer.Seal(secret, []byte(pseudonymSecretAD))
 		if err != nil {
 			return "", fmt.Errorf("audit: seal pseudonym secret: %w: %w", ErrWrite, err)
@@ -362,10 +375,13 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 			return "", fmt.Errorf("audit: pseudonym secret: %w: %w", ErrWrite, err)
 		}
 		r.cacheMu.Lock()
-		if len(r.creating) >= maxCached {
-			clear(r.creating) // creations that rolled back; forgetting one only costs a lookup
+		if r.creatingTx != tx {
+			// Earlier transactions have ended; their secrets, if they
+			// committed, are seen from other transactions from now on.
+			r.creatingTx = tx
+			clear(r.creating)
 		}
-		r.creating[subjectID] = tx
+		r.creating[subjectID] = struct{}{}
 		r.cacheMu.Unlock()
 		return p, nil
 	default:
@@ -377,11 +393,8 @@ func (r *Recorder) PseudonymOf(ctx context.Context, tx store.Tx, subjectID strin
 func (r *Recorder) remember(subjectID, p string, tx store.Tx, gen uint64) {
 	r.cacheMu.Lock()
 	defer r.cacheMu.Unlock()
-	if creator, ok := r.creating[subjectID]; ok {
-		if creator == tx {
-			return // created by tx itself: not committed yet
-		}
-		delete(r.creating, subjectID)
+	if _, ok := r.creating[subjectID]; ok && r.creatingTx == tx {
+		return // created by tx itself: not committed yet
 	}
 	if r.erasures != gen {
 		return
@@ -438,7 +451,22 @@ func (r *Recorder) Erase(ctx context.Context, tx store.Tx, subjectID string) err
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("erase pseudonym secret: %w: %w", ErrWrite, err)
 	}
+	if err := tx.Audit().AddErasedSubject(ctx, r.erasedTag(subjectID)); err != nil {
+		return fmt.Errorf("erase pseudonym secret: %w: %w", ErrWrite, err)
+	}
 	return nil
+}
+
+// erasedDomain separates tombstone tags from every other HMAC use.
+const erasedDomain = "rampart audit erased subject v1\x00"
+
+// erasedTag is the tombstone of subjectID: a keyed hash, so the table of
+// erased subjects names nobody.
+func (r *Recorder) erasedTag(subjectID string) []byte {
+	m := hmac.New(sha256.New, r.sourceKey)
+	m.Write([]byte(erasedDomain))
+	m.Write([]byte(subjectID))
+	return m.Sum(nil)
 }
 
 // sourceDomain separates source pseudonyms from every other HMAC use.

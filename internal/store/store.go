@@ -362,6 +362,8 @@ type Audit interface {
 	AuditRecords(ctx context.Context, afterSeq uint64, limit int) ([]AuditRecord, error)
 	// AddAuditCheckpoint stores c. Several checkpoints may name the same
 	// Seq (a periodic and a shutdown one with nothing appended between).
+	// A prune checkpoint must name an existing record by its Hash
+	// (ErrConflict otherwise): it is what allows deleting records.
 	AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
 	// AuditCheckpoints returns every checkpoint ordered by Seq, then in the
 	// order they were added.
@@ -389,6 +391,11 @@ type Audit interface {
 	// SubjectByPseudonym returns the subject a pseudonym stands for, or
 	// ErrNotFound (never existed, or erased).
 	SubjectByPseudonym(ctx context.Context, pseudonym string) (string, error)
+	// AddErasedSubject stores the tombstone tag (a keyed hash of an erased
+	// subject's id, 32 bytes); adding one twice is not an error.
+	AddErasedSubject(ctx context.Context, tag []byte) error
+	// IsErasedSubject reports whether tag was added.
+	IsErasedSubject(ctx context.Context, tag []byte) (bool, error)
 	// DeletePseudonymSecret removes the secret of subjectID (erasure by
 	// crypto-shredding: their records stay, but can no longer be linked to
 	// them); ErrNotFound if there is none.

@@ -176,6 +176,9 @@ func (r audit) AddAuditCheckpoint(ctx context.Context, c store.AuditCheckpoint) 
 	}
 	_, err = r.tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, head, kind, time, signature)
 		VALUES (?, ?, ?, ?, ?)`, seq, notNullBlob(c.Head), c.Kind, formatTime(c.Time), notNullBlob(c.Signature))
+	if isTriggerViolation(err) {
+		return fmt.Errorf("add audit checkpoint at %d: a prune checkpoint must sign an existing record: %w", c.Seq, store.ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("add audit checkpoint at %d: %w", c.Seq, classify(err))
 	}
@@ -222,10 +225,10 @@ func (r audit) SetPseudonymSecret(ctx context.Context, subjectID, pseudonym stri
 	_, err := r.tx.ExecContext(ctx, `INSERT INTO pseudonym_secrets (subject_id, pseudonym, secret) VALUES (?, ?, ?)`,
 		subjectID, pseudonym, secret)
 	if isUniqueViolation(err) {
-		return fmt.Errorf("set pseudonym secret of %s: %w", subjectID, store.ErrConflict)
+		return fmt.Errorf("set pseudonym secret: %w", store.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("set pseudonym secret of %s: %w", subjectID, classify(err))
+		return fmt.Errorf("set pseudonym secret: %w", classify(err))
 	}
 	return nil
 }
@@ -311,21 +314,44 @@ func (r audit) PseudonymSecret(ctx context.Context, subjectID string) ([]byte, e
 	var secret []byte
 	stmt, err := r.stmts.in(ctx, r.tx, selectPseudonymSecret)
 	if err != nil {
-		return nil, fmt.Errorf("pseudonym secret of %s: %w", subjectID, err)
+		return nil, fmt.Errorf("pseudonym secret: %w", err)
 	}
 	err = stmt.QueryRowContext(ctx, subjectID).Scan(&secret)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("pseudonym secret of %s: %w", subjectID, store.ErrNotFound)
+		return nil, fmt.Errorf("pseudonym secret: %w", store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pseudonym secret of %s: %w", subjectID, classify(err))
+		return nil, fmt.Errorf("pseudonym secret: %w", classify(err))
 	}
 	return secret, nil
 }
 
+func (r audit) AddErasedSubject(ctx context.Context, tag []byte) error {
+	if len(tag) != 32 {
+		return fmt.Errorf("add erased subject: tag of %d bytes, want 32", len(tag))
+	}
+	_, err := r.tx.ExecContext(ctx, `INSERT INTO erased_subjects (tag) VALUES (?) ON CONFLICT DO NOTHING`, tag)
+	if err != nil {
+		return fmt.Errorf("add erased subject: %w", classify(err))
+	}
+	return nil
+}
+
+func (r audit) IsErasedSubject(ctx context.Context, tag []byte) (bool, error) {
+	var one int
+	err := r.tx.QueryRowContext(ctx, `SELECT 1 FROM erased_subjects WHERE tag = ?`, tag).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("erased subject: %w", classify(err))
+	}
+	return true, nil
+}
+
 func (r audit) DeletePseudonymSecret(ctx context.Context, subjectID string) error {
 	res, err := r.tx.ExecContext(ctx, `DELETE FROM pseudonym_secrets WHERE subject_id = ?`, subjectID)
-	return rowsChanged(res, err, "delete pseudonym secret of "+subjectID)
+	return rowsChanged(res, err, "delete pseudonym secret")
 }
 
 // OpenReadOnly opens an existing database for reading only, for offline

@@ -180,7 +180,7 @@ func testAuditCheckpoints(t *testing.T, s store.Store) {
 		auditCheckpoint(10, "periodic"),
 		auditCheckpoint(0, "shutdown"),
 		auditCheckpoint(10, "shutdown"),
-		auditCheckpoint(5, "prune"),
+		auditCheckpoint(5, "periodic"),
 	}
 	inTx(t, s, func(tx store.Tx) error {
 		for _, c := range add {
@@ -203,6 +203,48 @@ func testAuditCheckpoints(t *testing.T, s store.Store) {
 			if i < len(want) && !got[i].Time.Equal(want[i].Time) {
 				t.Errorf("checkpoint %d time = %v, want %v exactly", i, got[i].Time, want[i].Time)
 			}
+		}
+		return nil
+	})
+}
+
+// testPruneCheckpointMustMatch: a prune checkpoint that does not name an
+// existing record by its hash is refused (it would unlock deletions).
+func testPruneCheckpointMustMatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	appendAudit(t, s, auditRecord(1), auditRecord(2))
+	bad := auditCheckpoint(1, "prune")
+	bad.Head = bytes.Repeat([]byte{0xEE}, 32)
+	err := s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().AddAuditCheckpoint(ctx, bad) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("prune checkpoint with a wrong head = %v, want ErrConflict", err)
+	}
+	good := bad
+	good.Head = auditRecord(1).Hash
+	inTx(t, s, func(tx store.Tx) error { return tx.Audit().AddAuditCheckpoint(ctx, good) })
+}
+
+func testErasedSubjects(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tag := bytes.Repeat([]byte{7}, 32)
+	inTx(t, s, func(tx store.Tx) error {
+		a := tx.Audit()
+		if ok, err := a.IsErasedSubject(ctx, tag); err != nil || ok {
+			t.Errorf("IsErasedSubject before = %v, %v", ok, err)
+		}
+		for range 2 { // twice is not an error
+			if err := a.AddErasedSubject(ctx, tag); err != nil {
+				return err
+			}
+		}
+		if err := a.AddErasedSubject(ctx, []byte("short")); err == nil {
+			t.Error("AddErasedSubject accepted a 5-byte tag")
+		}
+		return nil
+	})
+	inTx(t, s, func(tx store.Tx) error {
+		if ok, err := tx.Audit().IsErasedSubject(ctx, tag); err != nil || !ok {
+			t.Errorf("IsErasedSubject after = %v, %v", ok, err)
 		}
 		return nil
 	})

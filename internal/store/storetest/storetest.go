@@ -85,6 +85,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FirstAuditSeqAt", testFirstAuditSeqAt},
 		{"PruneAuditRecords", testPruneAuditRecords},
 		{"PseudonymSecrets", testPseudonymSecrets},
+		{"ErasedSubjects", testErasedSubjects},
+		{"PruneCheckpointMustMatch", testPruneCheckpointMustMatch},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
