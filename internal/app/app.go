@@ -129,6 +129,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := a.openAudit(keysDir, reg); err != nil {
 		return nil, err
 	}
+	auditor, err := newHTTPAuditor(a.recorder)
+	if err != nil {
+		return nil, err
+	}
 	id, err := a.newIdentity(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -145,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 		// changes in the audit log in the same transaction; the auditor
 		// step records refusals and stops requests while the log is down.
 		Authorizer: httpapi.RoleAuthorizer{},
-		Auditor:    httpAuditor{a.recorder},
+		Auditor:    auditor,
 	})
 	id.provider.Mount(a.api)
 	id.accounts.Mount(a.api)

@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/httpapi"
+	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/principal"
 	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
@@ -109,6 +110,7 @@ func registerAuditMetrics(reg prometheus.Registerer, rec *audit.Recorder) {
 		counter("rampart_audit_records_written_total", "Audit records committed by the writer.", func(s audit.Stats) uint64 { return s.Written }),
 		counter("rampart_audit_records_dropped_total", "Audit records dropped because the queue was full (--audit-queue-full=drop).", func(s audit.Stats) uint64 { return s.Dropped }),
 		counter("rampart_audit_records_lost_total", "Queued audit records the store refused.", func(s audit.Stats) uint64 { return s.Lost }),
+		counter("rampart_audit_refusals_suppressed_total", "Refusals of unauthenticated requests counted rather than recorded one by one (per-source rate, queue room).", func(s audit.Stats) uint64 { return s.Suppressed }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rampart_audit_queue_pending", Help: "Audit records queued, not yet committed."},
 			func() float64 { return float64(rec.Stats().Pending) }),
 	)
@@ -169,25 +171,26 @@ func (a *App) closeAudit() {
 			a.stopPruning()
 			<-a.pruned
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if a.recorder != nil && a.sampler != nil {
-			if err := a.recorder.RecordInferenceSummary(ctx, a.sampler); err != nil {
-				a.log.Error("audit: inference summary", slog.Any("error", err))
-			}
-			if err := a.recorder.Write(ctx, audit.Entry{Action: "server.stop", Actor: serverActor}); err != nil {
-				a.log.Error("audit: record the stop", slog.Any("error", err))
+		// Each step gets its own time: one that runs out must not leave
+		// the next (the shutdown checkpoint above all) without any.
+		step := func(what string, f func(ctx context.Context) error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := f(ctx); err != nil {
+				a.log.Error(what, slog.Any("error", err))
 			}
 		}
 		if a.recorder != nil {
-			if err := a.recorder.Close(ctx); err != nil {
-				a.log.Error("audit writer: close", slog.Any("error", err))
+			if a.sampler != nil {
+				step("audit: inference summary", func(ctx context.Context) error { return a.recorder.RecordInferenceSummary(ctx, a.sampler) })
 			}
+			step("audit: record the stop", func(ctx context.Context) error {
+				return a.recorder.Write(ctx, audit.Entry{Action: "server.stop", Actor: serverActor})
+			})
+			step("audit writer: close", a.recorder.Close)
 		}
 		if a.follower != nil {
-			if err := a.follower.Close(ctx); err != nil {
-				a.log.Error("audit copy and shutdown checkpoint", slog.Any("error", err))
-			}
+			step("audit copy and shutdown checkpoint", a.follower.Close)
 		}
 		if a.auditReader != nil {
 			_ = a.auditReader.Close()
@@ -213,7 +216,17 @@ func (a *App) mountAudit() {
 func (a *App) Recorder() *audit.Recorder { return a.recorder }
 
 // httpAuditor is the audit step of the HTTP middleware chain.
-type httpAuditor struct{ rec *audit.Recorder }
+type httpAuditor struct {
+	rec *audit.Recorder
+	// anonymous limits the refusals of unauthenticated requests recorded
+	// one by one, per source address; the rest are counted.
+	anonymous *bruteforce.SourceLimiter
+}
+
+func newHTTPAuditor(rec *audit.Recorder) (httpAuditor, error) {
+	l, err := bruteforce.NewSourceLimiter(bruteforce.SourcePolicy{Burst: 10, Refill: time.Second, MaxSources: 100_000})
+	return httpAuditor{rec: rec, anonymous: l}, err
+}
 
 // AuditRequest refuses every request while the audit log cannot take
 // records.
@@ -229,14 +242,23 @@ func (h httpAuditor) AuditRefusal(r *http.Request, p principal.Principal, rt *ht
 		Target:  audit.Target{Kind: "route", ID: rt.Pattern},
 		Outcome: audit.OutcomeDenied,
 	}
-	if p.ID == "" {
-		e.Action = "authn.refuse"
-	}
 	var he *httpapi.HTTPError
 	if errors.As(refusal, &he) {
 		e.Reason = he.Code
 	}
-	return h.rec.Submit(r.Context(), e)
+	if p.ID != "" {
+		return h.rec.Submit(r.Context(), e)
+	}
+	// Anyone can send bad tokens: those refusals are recorded while the
+	// source stays under its rate and the queue has room, and counted
+	// otherwise; the refusal stands either way.
+	e.Action = "authn.refuse"
+	if ok, _ := h.anonymous.Allow(httpapi.PeerAddr(r), time.Now()); !ok {
+		h.rec.Suppress()
+		return nil
+	}
+	h.rec.SubmitIfRoom(r.Context(), e)
+	return nil
 }
 
 // AuditVerification is the answer of GET /api/v1/audit/verify.
@@ -256,7 +278,7 @@ type AuditVerification struct {
 // verifyAudit checks the whole chain and every checkpoint (admin only).
 func (a *App) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 	pub := a.auditSigner.Public()
-	rep, err := audit.Verify(r.Context(), a.store, pub)
+	rep, err := audit.Verify(r.Context(), a.auditReader, pub) // read-only: never holds up writers
 	out := AuditVerification{Intact: err == nil, Records: rep.Records, LastSeq: rep.LastSeq, Checkpoints: rep.Checkpoints,
 		LastCheckpointSeq: rep.LastCheckpointSeq, Unsigned: rep.Unsigned, PrunedThrough: rep.PrunedThrough, KeyFingerprint: audit.Fingerprint(pub)}
 	var bad *audit.VerifyError
@@ -412,7 +434,7 @@ func (a *App) findRecords(ctx context.Context, q store.AuditQuery) (recs []store
 	for first := true; len(recs) < limit; first = false {
 		q.Limit = min(recordPage, limit-len(recs))
 		var page []store.AuditRecord
-		err := a.store.InTx(ctx, func(tx store.Tx) error {
+		err := a.auditReader.InTx(ctx, func(tx store.Tx) error {
 			if first {
 				h, ok, err := tx.Audit().AuditHead(ctx)
 				if err != nil {

@@ -357,3 +357,34 @@ func TestAuditResolvePseudonym(t *testing.T) {
 		t.Errorf("pseudonym.resolve records (-want +got):\n%s", diff)
 	}
 }
+
+// TestBadTokenFlood: anyone can send bad tokens; a flood of them is
+// refused (401) without filling the audit queue or the log: a few are
+// recorded, the rest counted, and the API keeps answering others.
+func TestBadTokenFlood(t *testing.T) {
+	t.Parallel()
+	s, admin := startWithAdmin(t)
+	for range 300 {
+		apptest.WantStatus(t, s.Do(t, "GET", "/api/v1/me", "not-a-token", nil), http.StatusUnauthorized)
+	}
+	apptest.WantStatus(t, s.Do(t, "GET", "/api/v1/me", admin.Token, nil), http.StatusOK)
+	if st := s.App.Recorder().Stats(); st.Suppressed < 250 {
+		t.Errorf("%d refusals suppressed, want most of the 300", st.Suppressed)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recorded := 0
+		for _, r := range s.AuditRecords(t, store.AuditQuery{}) {
+			if r.Action == "authn.refuse" {
+				recorded++
+			}
+		}
+		if recorded >= 1 && recorded <= 50 {
+			break
+		}
+		if recorded > 50 || time.Now().After(deadline) {
+			t.Fatalf("%d authn.refuse records for 300 bad tokens from one address", recorded)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -95,24 +95,24 @@ func (a *App) mountExport() {
 	a.api.Handle(httpapi.Route{Pattern: "GET /api/v1/me/export", Access: httpapi.Authenticated, Handler: a.exportSelf})
 }
 
-// exportSelf answers the export. Its record ("account.export") is written
-// in the transaction that reads the data, so the export is committed as
-// recorded before anything is sent, and lists its own record.
+// exportSelf answers the export. Its record ("account.export") is
+// committed first, so nothing is sent unrecorded and the export lists its
+// own record; the data is then read in one snapshot through the read-only
+// handle, so scanning a long audit log never holds up writers.
 func (a *App) exportSelf(w http.ResponseWriter, r *http.Request) error {
 	p, _ := principal.FromContext(r.Context())
 	ctx := r.Context()
+	targetKind := subjectUser
+	if p.Kind == principal.ServiceAccount {
+		targetKind = subjectServiceAccount
+	}
+	if err := a.recorder.Write(ctx, audit.Entry{
+		Action: "account.export", Target: audit.Target{Kind: targetKind}, TargetSubject: p.ID,
+	}); err != nil {
+		return err
+	}
 	var out Export
-	err := a.store.InTx(ctx, func(tx store.Tx) error {
-		targetKind := subjectUser
-		if p.Kind == principal.ServiceAccount {
-			targetKind = subjectServiceAccount
-		}
-		if err := a.recorder.Record(ctx, tx, audit.Entry{
-			Action: "account.export", Target: audit.Target{Kind: targetKind}, TargetSubject: p.ID,
-		}); err != nil {
-			return err
-		}
-		var err error
+	err := a.auditReader.InTx(ctx, func(tx store.Tx) (err error) {
 		out, err = a.collectExport(ctx, tx, p)
 		return err
 	})

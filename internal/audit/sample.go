@@ -98,6 +98,18 @@ func (s *Sampler) Totals() map[string]uint64 {
 	return out
 }
 
+// refused undoes a sampled call whose record could not be taken: the
+// call is refused, so it leaves the total, and the calls its record would
+// have stood for wait for the next one.
+func (s *Sampler) refused(service string, represents uint64) {
+	c := s.count(service)
+	c.total.Add(^uint64(0)) // minus one
+	c.pending.Add(represents - 1)
+}
+
+// unflushed puts back calls a summary record could not carry.
+func (s *Sampler) unflushed(service string, n uint64) { s.count(service).pending.Add(n) }
+
 // count returns the counters of service, adding them on its first call.
 func (s *Sampler) count(service string) *serviceCount {
 	if c, ok := (*s.services.Load())[service]; ok {
@@ -129,14 +141,18 @@ const (
 
 // RecordAllowedInference counts an allowed inference call to service and,
 // when the sampler picks it, queues its record (Submit): the caller
-// refuses the call if that fails. Denied calls are not sampled: record
-// each one (Submit an "access.deny").
+// refuses the call if that fails, and the call is then not counted.
+// Denied calls are not sampled: record each one (Submit an "access.deny").
 func (r *Recorder) RecordAllowedInference(ctx context.Context, s *Sampler, service Target) error {
 	record, n := s.Allowed(service.ID)
 	if !record {
 		return nil
 	}
-	return r.Submit(ctx, Entry{Action: ActionInferenceAllow, Target: service, Reason: "calls=" + strconv.FormatUint(n, 10)})
+	err := r.Submit(ctx, Entry{Action: ActionInferenceAllow, Target: service, Reason: "calls=" + strconv.FormatUint(n, 10)})
+	if err != nil {
+		s.refused(service.ID, n)
+	}
+	return err
 }
 
 // RecordInferenceSummary writes, for each service (target kind "service"),
@@ -145,10 +161,14 @@ func (r *Recorder) RecordAllowedInference(ctx context.Context, s *Sampler, servi
 func (r *Recorder) RecordInferenceSummary(ctx context.Context, s *Sampler) error {
 	var errs []error
 	for service, n := range s.Flush() {
-		errs = append(errs, r.Write(ctx, Entry{
+		err := r.Write(ctx, Entry{
 			Action: ActionInferenceSummary, Target: Target{Kind: "service", ID: service},
 			Reason: "calls=" + strconv.FormatUint(n, 10), Actor: &Actor{ID: "inference", Kind: ActorSystem},
-		}))
+		})
+		if err != nil {
+			s.unflushed(service, n)
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

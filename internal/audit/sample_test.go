@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -229,4 +230,39 @@ func TestRecordAllowedInference(t *testing.T) {
 	if sampled < 20 || sampled > 90 {
 		t.Errorf("%d sampled records of 1000 calls at 5%%", sampled)
 	}
+}
+
+// TestRecordAllowedInferenceRefused: a sampled call whose record cannot be
+// queued is refused and not counted; the calls its record stood for are
+// carried by the next record, so the totals stay exact.
+func TestRecordAllowedInferenceRefused(t *testing.T) {
+	t.Parallel()
+	st := newTestStore(t)
+	rec := newRecorder(t, st, RecorderOptions{QueueSize: 1})
+	rec.Start()
+	release := st.hold()
+	ctx := context.Background()
+	if err := rec.Submit(ctx, userEntry("first", 0)); err != nil {
+		t.Fatal(err)
+	}
+	<-st.waiting // the writer holds the first; the queue (1) is empty
+	s, err := NewSampler(1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := Target{Kind: "service", ID: "org.lab.bert"}
+	if err := rec.RecordAllowedInference(ctx, s, svc); err != nil { // fills the queue
+		t.Fatal(err)
+	}
+	if err := rec.RecordAllowedInference(ctx, s, svc); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("second call = %v, want ErrQueueFull", err)
+	}
+	if got := s.Totals()[svc.ID]; got != 1 {
+		t.Errorf("total %d, want 1: the refused call did not happen", got)
+	}
+	if got := s.Flush()[svc.ID]; got != 0 {
+		t.Errorf("pending %d, want 0", got)
+	}
+	release()
+	closeRecorder(t, rec)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +75,9 @@ type Stats struct {
 	Lost    uint64 // submitted records the store refused: never written
 	Batches uint64 // transactions the writer committed
 	Pending int    // records in the queue now
+	// Suppressed counts refusals not recorded one by one (SubmitIfRoom,
+	// Suppress); the next one recorded says how many came before it.
+	Suppressed uint64
 }
 
 // Recorder states.
@@ -118,7 +123,8 @@ type writer struct {
 	failure atomic.Pointer[failure]
 
 	queued, written, dropped, lost, batches atomic.Uint64
-	lastWarn                                atomic.Int64 // unix nanoseconds of the last "dropped" warning
+	lastWarn                                atomic.Int64  // unix nanoseconds of the last "dropped" warning
+	suppressed, suppressedTotal             atomic.Uint64 // since the last recorded refusal; in all
 }
 
 // init sets w up from o's queue options.
@@ -230,11 +236,14 @@ func (r *Recorder) Submit(ctx context.Context, e Entry) error {
 // change no state of their own (a token issued from a valid credential, a
 // sensitive read), which must not happen unrecorded. Concurrent Writes
 // (and Submits) are committed together in one transaction. It waits for
-// room in a full queue; if ctx ends first, or before the commit, it
-// returns an error wrapping ErrWrite (the record may still be written
-// if the writer had taken it). Before Start it writes in a transaction of
-// its own. Never call it inside a transaction (use Record there): the
+// room in a full queue; if ctx ends first it returns an error wrapping
+// ErrWrite, and a queued record whose ctx has ended when its batch is
+// formed is not written (the same error). Before Start it writes in a
+// transaction of its own. Never call it inside a transaction (use Record there): the
 // writer needs the write lock the caller would be holding.
+//
+// ctx bounds only the wait for room in the queue: once the record is
+// queued, Write returns the outcome of its commit.
 func (r *Recorder) Write(ctx context.Context, e Entry) error {
 	d, err := r.draft(ctx, e)
 	if err != nil {
@@ -261,12 +270,10 @@ func (r *Recorder) Write(ctx context.Context, e Entry) error {
 		r.mu.RUnlock()
 		return fmt.Errorf("audit %s: %w: %w", e.Action, ErrWrite, context.Cause(ctx))
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("audit %s: %w: %w", e.Action, ErrWrite, context.Cause(ctx))
-	}
+	// Once queued, the record may commit whatever ctx does, so the answer
+	// must be the writer's: an error here while the record commits would
+	// leave a record of an action the caller then does not take.
+	return <-done
 }
 
 // Available reports whether the audit log takes records (nil) or why not
@@ -274,7 +281,9 @@ func (r *Recorder) Write(ctx context.Context, e Entry) error {
 // start work they could not record: the last write failed and nothing
 // has been written since (the started writer probes the store every
 // ProbeInterval meanwhile, so the state clears when the store works
-// again), the queue is full under QueueRefuse, or the Recorder is closed.
+// again), or the Recorder is closed. A full queue is not reported here:
+// it refuses only what would go into it (Submit), while changes, recorded
+// in their own transactions, go on.
 func (r *Recorder) Available() error {
 	r.mu.RLock()
 	state := r.state
@@ -284,11 +293,8 @@ func (r *Recorder) Available() error {
 	if f := r.failure.Load(); f != nil && (state == stateRunning || time.Since(f.at) < r.probeEvery) {
 		return fmt.Errorf("audit log unavailable: %w", f.err)
 	}
-	switch {
-	case state == stateClosed:
+	if state == stateClosed {
 		return fmt.Errorf("audit log unavailable: %w: %w", ErrWrite, errClosed)
-	case r.policy == QueueRefuse && len(r.queue) >= cap(r.queue):
-		return fmt.Errorf("audit log unavailable: %w", ErrQueueFull)
 	}
 	return nil
 }
@@ -297,8 +303,43 @@ func (r *Recorder) Available() error {
 func (r *Recorder) Stats() Stats {
 	return Stats{
 		Queued: r.queued.Load(), Written: r.written.Load(), Dropped: r.dropped.Load(),
-		Lost: r.lost.Load(), Batches: r.batches.Load(), Pending: len(r.queue),
+		Lost: r.lost.Load(), Batches: r.batches.Load(), Pending: len(r.queue), Suppressed: r.suppressedTotal.Load(),
 	}
+}
+
+// SubmitIfRoom queues e like Submit, but only while the queue is at most
+// half full, and reports whether it did; otherwise e is counted as
+// suppressed. It is for refusals anyone can cause without credentials (a
+// bad token): a flood of them must neither fill the queue, which would
+// refuse every request, nor make the log grow without bound. The next
+// refusal recorded carries "suppressed_before=N" in its reason, so the
+// log still says how many there were.
+func (r *Recorder) SubmitIfRoom(ctx context.Context, e Entry) bool {
+	if len(r.queue) > cap(r.queue)/2 {
+		r.Suppress()
+		return false
+	}
+	if n := r.suppressed.Swap(0); n > 0 {
+		e.Reason = strings.TrimSpace(e.Reason + " suppressed_before=" + strconv.FormatUint(n, 10))
+		if err := r.Submit(ctx, e); err != nil {
+			r.suppressed.Add(n + 1)
+			r.suppressedTotal.Add(1)
+			return false
+		}
+		return true
+	}
+	if err := r.Submit(ctx, e); err != nil {
+		r.Suppress()
+		return false
+	}
+	return true
+}
+
+// Suppress counts a refusal that is not recorded on its own (the caller
+// limits how many one source may cause); see SubmitIfRoom.
+func (r *Recorder) Suppress() {
+	r.suppressed.Add(1)
+	r.suppressedTotal.Add(1)
 }
 
 // writeNow writes d in a transaction of its own (the Recorder is not

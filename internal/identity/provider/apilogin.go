@@ -41,7 +41,7 @@ func (p *Provider) apiLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	acct, err := p.opt.Login.Login(r.Context(), identity.Credentials{
 		Name: req.Username, Password: req.Password, OTP: strings.TrimSpace(req.OTP),
-	}, sourceAddr(r))
+	}, httpapi.PeerAddr(r))
 	if err == nil && (acct.Disabled || acct.Anonymized) {
 		err = identity.ErrInvalidCredentials
 	}

@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -79,16 +78,6 @@ func checkCSRF(r *http.Request) bool {
 	return err == nil && form != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(form)) == 1
 }
 
-// sourceAddr is the peer address of the connection. Forwarded headers are
-// ignored on purpose: a client could set them to dodge rate limits.
-func sourceAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
-}
-
 // loginError turns a login failure into a message for the person at the
 // keyboard; it never says whether the account exists.
 func loginError(err error) (int, string) {
@@ -128,7 +117,7 @@ func (p *Provider) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	name := r.PostFormValue("username")
 	acct, err := p.opt.Login.Login(r.Context(), identity.Credentials{
 		Name: name, Password: r.PostFormValue("password"), OTP: strings.TrimSpace(r.PostFormValue("otp")),
-	}, sourceAddr(r))
+	}, httpapi.PeerAddr(r))
 	if err == nil && (acct.Disabled || acct.Anonymized) {
 		err = identity.ErrInvalidCredentials
 	}
@@ -172,7 +161,7 @@ func (p *Provider) deviceSubmit(w http.ResponseWriter, r *http.Request) error {
 	// costs a rate-limited login per guess.
 	acct, err := p.opt.Login.Login(r.Context(), identity.Credentials{
 		Name: page.Username, Password: r.PostFormValue("password"), OTP: strings.TrimSpace(r.PostFormValue("otp")),
-	}, sourceAddr(r))
+	}, httpapi.PeerAddr(r))
 	if err == nil && (acct.Disabled || acct.Anonymized) {
 		err = identity.ErrInvalidCredentials
 	}
