@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/principal"
@@ -102,6 +103,12 @@ type Recorder struct {
 	now       func() time.Time
 
 	writer // the queue and its goroutine (writer.go)
+
+	// headHint is the head after the last records this Recorder stored, so
+	// most appends need not read it. It can be ahead of the log (the
+	// transaction rolled back): the store then refuses the record, which
+	// does not link to the real head, and the batch reads the head.
+	headHint atomic.Pointer[chainHead]
 
 	// Pseudonyms of committed secrets, so most records need no lookup.
 	// Writers are serialised by the store (one write transaction at a
@@ -242,7 +249,8 @@ type batch struct {
 	r       *Recorder
 	tx      store.Tx
 	head    chainHead
-	loaded  bool // head has been read
+	loaded  bool // head is known
+	guessed bool // head is the Recorder's hint, not read in tx
 	names   map[string]string
 	buf     []byte
 	pending []store.AuditRecord
@@ -261,11 +269,12 @@ func (r *Recorder) newBatch(tx store.Tx) *batch { return &batch{r: r, tx: tx} }
 // always have the right form, so the event is not validated again.
 func (b *batch) append(ctx context.Context, d draft) error {
 	if !b.loaded {
-		head, err := readHead(ctx, b.tx)
-		if err != nil {
+		b.buf = make([]byte, 0, 1024)
+		if hint := b.r.headHint.Load(); hint != nil {
+			b.head, b.loaded, b.guessed = *hint, true, true
+		} else if err := b.readHead(ctx); err != nil {
 			return fmt.Errorf("audit %s: %w", d.Action, err)
 		}
-		b.head, b.loaded, b.buf = head, true, make([]byte, 0, 1024)
 	}
 	var actor, target string
 	var err error
@@ -287,8 +296,48 @@ func (b *batch) append(ctx context.Context, d draft) error {
 
 // flush stores the records added since the last flush.
 func (b *batch) flush(ctx context.Context) error {
-	recs := b.pending
+	err := b.store(ctx)
+	if errors.Is(err, store.ErrConflict) && b.guessed {
+		// The hint was stale (a transaction that used it rolled back):
+		// chain the records again to the head read in tx.
+		if err = b.readHead(ctx); err == nil {
+			b.rechain()
+			err = b.store(ctx)
+		}
+	}
+	if err != nil {
+		b.r.headHint.Store(nil)
+		return err
+	}
+	if n := len(b.pending); n > 0 {
+		last := b.pending[n-1]
+		b.r.headHint.Store(&chainHead{seq: last.Seq, hash: last.Hash})
+	}
 	b.pending = b.pending[:0]
+	return nil
+}
+
+// readHead reads the head of the log in b's transaction.
+func (b *batch) readHead(ctx context.Context) error {
+	head, err := readHead(ctx, b.tx)
+	if err != nil {
+		return err
+	}
+	b.head, b.loaded, b.guessed = head, true, false
+	return nil
+}
+
+// rechain chains the pending records again after b.head.
+func (b *batch) rechain() {
+	for i, rec := range b.pending {
+		b.pending[i] = nextRecord(b.head, EventOf(rec), b.buf)
+		b.head = chainHead{seq: b.pending[i].Seq, hash: b.pending[i].Hash}
+	}
+}
+
+// store writes the pending records in b's transaction.
+func (b *batch) store(ctx context.Context) error {
+	recs := b.pending
 	a := b.tx.Audit()
 	if ra, ok := a.(recordsAppender); ok && len(recs) > 1 {
 		if err := ra.AppendAuditRecords(ctx, recs); err != nil {

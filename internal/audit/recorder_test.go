@@ -113,3 +113,38 @@ func TestPseudonymCacheRollback(t *testing.T) {
 		t.Errorf("cached pseudonym %s, stored %s", again, p)
 	}
 }
+
+// TestHeadHintAfterRollback: the head the Recorder remembers runs ahead of
+// the log when a transaction that appended rolls back; the next record
+// still links to the real head.
+func TestHeadHintAfterRollback(t *testing.T) {
+	t.Parallel()
+	st, _ := openStore(t)
+	r := newRecorder(t, st, RecorderOptions{})
+	ctx := context.Background()
+	sys := &Actor{ID: "test", Kind: ActorSystem}
+	if err := r.Write(ctx, Entry{Action: "first", Actor: sys}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("roll back")
+	err := st.InTx(ctx, func(tx store.Tx) error {
+		if err := r.Record(ctx, tx, Entry{Action: "rolled-back", Actor: sys}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"second", "third"} {
+		if err := r.Write(ctx, Entry{Action: action, Actor: sys}); err != nil {
+			t.Fatalf("%s after the rollback: %v", action, err)
+		}
+	}
+	signer := newSigner(t)
+	checkpoint(t, st, signer, KindShutdown)
+	rep, err := Verify(ctx, st, signer.Public())
+	if err != nil || rep.Records != 3 {
+		t.Errorf("Verify = %+v, %v; want 3 records, intact", rep, err)
+	}
+}

@@ -347,8 +347,11 @@ type Grant struct {
 // change or delete them, and backends refuse it below the API too (SQLite:
 // triggers), except pruning below a signed "prune" checkpoint.
 type Audit interface {
-	// AppendAuditRecord inserts r; ErrConflict if r.Seq is taken (another
-	// transaction appended first: retry the whole transaction).
+	// AppendAuditRecord inserts r if it links to the head: r.PrevHash is
+	// the Hash of the record with the highest Seq (32 zero bytes for an
+	// empty log) and r.Seq the next number. Otherwise, or if r.Seq is
+	// taken, ErrConflict: the caller chained to a head that is not the
+	// current one (read it again, or retry the transaction).
 	AppendAuditRecord(ctx context.Context, r AuditRecord) error
 	// AuditHead returns the record with the highest Seq; ok is false when
 	// the log is empty.

@@ -30,8 +30,13 @@ const auditRecordColumns = `seq, time, actor, actor_kind, source, action, target
 // The statements on the path of every audited change, prepared once when
 // the store opens (see stmtCache).
 const (
+	// The insert takes place only if the record links to the head: its
+	// prev_hash (?13) is the hash of the last record (the genesis hash of
+	// zeros for an empty log) and its seq (?1) the next one.
 	insertAuditRecord = `INSERT INTO audit_records (` + auditRecordColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+		WHERE ?13 = COALESCE((SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1), zeroblob(32))
+		AND ?1 = COALESCE((SELECT max(seq) FROM audit_records), 0) + 1`
 	selectAuditHead       = `SELECT ` + auditRecordColumns + ` FROM audit_records ORDER BY seq DESC LIMIT 1`
 	selectAuditHeadLink   = `SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1`
 	selectPseudonymSecret = `SELECT secret FROM pseudonym_secrets WHERE subject_id = ?`
@@ -73,15 +78,21 @@ func scanAuditRecord(row interface{ Scan(...any) error }) (store.AuditRecord, er
 }
 
 func (r audit) AppendAuditRecord(ctx context.Context, rec store.AuditRecord) error {
-	seq, err := seqArg(rec.Seq)
-	if err != nil {
-		return err
-	}
 	stmt, err := r.stmts.in(ctx, r.tx, insertAuditRecord)
 	if err != nil {
 		return fmt.Errorf("append audit record %d: %w", rec.Seq, err)
 	}
-	_, err = stmt.ExecContext(ctx,
+	return insertLinked(ctx, stmt, rec)
+}
+
+// insertLinked runs insertAuditRecord for rec: ErrConflict if rec does
+// not link to the head, or its seq is taken.
+func insertLinked(ctx context.Context, stmt *sql.Stmt, rec store.AuditRecord) error {
+	seq, err := seqArg(rec.Seq)
+	if err != nil {
+		return err
+	}
+	res, err := stmt.ExecContext(ctx,
 		seq, formatTime(rec.Time), rec.Actor, rec.ActorKind, rec.Source, rec.Action, rec.TargetKind,
 		rec.TargetDomain, rec.TargetID, rec.Outcome, rec.Reason, rec.RequestID,
 		notNullBlob(rec.PrevHash), notNullBlob(rec.Hash))
@@ -92,6 +103,9 @@ func (r audit) AppendAuditRecord(ctx context.Context, rec store.AuditRecord) err
 	}
 	if err != nil {
 		return fmt.Errorf("append audit record %d: %w", rec.Seq, classify(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("append audit record %d: it does not link to the last record: %w", rec.Seq, store.ErrConflict)
 	}
 	return nil
 }
@@ -425,22 +439,12 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 func (r audit) AppendAuditRecords(ctx context.Context, recs []store.AuditRecord) error {
 	stmt, err := r.stmts.in(ctx, r.tx, insertAuditRecord)
 	if err != nil {
-		return fmt.Errorf("append audit records: %w", classify(err))
+		return fmt.Errorf("append audit records: %w", err)
 	}
 	defer stmt.Close()
 	for _, rec := range recs {
-		seq, err := seqArg(rec.Seq)
-		if err != nil {
+		if err := insertLinked(ctx, stmt, rec); err != nil {
 			return err
-		}
-		_, err = stmt.ExecContext(ctx, seq, formatTime(rec.Time), rec.Actor, rec.ActorKind, rec.Source, rec.Action,
-			rec.TargetKind, rec.TargetDomain, rec.TargetID, rec.Outcome, rec.Reason, rec.RequestID,
-			notNullBlob(rec.PrevHash), notNullBlob(rec.Hash))
-		if isUniqueViolation(err) || isTriggerViolation(err) {
-			return fmt.Errorf("append audit record %d: %w", rec.Seq, store.ErrConflict)
-		}
-		if err != nil {
-			return fmt.Errorf("append audit record %d: %w", rec.Seq, classify(err))
 		}
 	}
 	return nil

@@ -192,12 +192,14 @@ func TestAppendAuditRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	var recs []store.AuditRecord
+	prev := make([]byte, 32) // record 1's hash
 	for seq := uint64(2); seq <= 6; seq++ {
 		recs = append(recs, store.AuditRecord{
 			Seq: seq, Time: time.Date(2025, 1, 2, 3, 4, 5, int(seq), time.UTC), // #nosec G115 -- small
 			Actor: "rampart", ActorKind: "system", Action: "test", Outcome: "success", Reason: "r",
-			PrevHash: make([]byte, 32), Hash: []byte{byte(seq)}, // #nosec G115 -- small
+			PrevHash: prev, Hash: []byte{byte(seq)}, // #nosec G115 -- small
 		})
+		prev = recs[len(recs)-1].Hash
 	}
 	err := s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().(audit).AppendAuditRecords(ctx, recs) })
 	if err != nil {
@@ -224,5 +226,18 @@ func TestAppendAuditRecords(t *testing.T) {
 	err = s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().(audit).AppendAuditRecords(ctx, recs[4:]) })
 	if !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a taken seq: err = %v, want ErrConflict", err)
+	}
+	// A record that does not link to the head is refused, whatever its seq.
+	unlinked := recs[4]
+	unlinked.Seq, unlinked.PrevHash = 7, make([]byte, 32)
+	err = s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().AppendAuditRecord(ctx, unlinked) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("an unlinked record: err = %v, want ErrConflict", err)
+	}
+	skipping := recs[4]
+	skipping.Seq, skipping.PrevHash = 9, recs[4].Hash
+	err = s.InTx(ctx, func(tx store.Tx) error { return tx.Audit().AppendAuditRecord(ctx, skipping) })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a record skipping seqs: err = %v, want ErrConflict", err)
 	}
 }
