@@ -233,6 +233,18 @@ func (s *Service) endSessions(ctx context.Context, subject, reason string) error
 	return nil
 }
 
+// endSessionsAfter ends subject's sessions after a change that is already
+// committed. If that fails the answer says so, rather than the audit
+// error's "the action was not performed".
+func (s *Service) endSessionsAfter(ctx context.Context, subject, reason string) error {
+	if err := s.endSessions(ctx, subject, reason); err != nil {
+		return httpapi.Error(http.StatusServiceUnavailable, "sessions_not_ended",
+			"the change was saved and recorded, but the account's existing sessions could not be ended; "+
+				"they stay valid until they expire: report this to an administrator", err)
+	}
+	return nil
+}
+
 // subjectTarget is the audit target of an account or service account:
 // recorded as the subject's pseudonym.
 func subjectTarget(action, id string) audit.Entry {

@@ -264,7 +264,7 @@ func (s *Service) updateAccount(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("update account %s: %w", id, err)
 	}
 	if after.Disabled {
-		if err := s.endSessions(ctx, id, "account_disabled"); err != nil {
+		if err := s.endSessionsAfter(ctx, id, "account_disabled"); err != nil {
 			return err
 		}
 	}
@@ -376,7 +376,7 @@ func (s *Service) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("reset password of %s: %w", id, err)
 	}
-	if err := s.endSessions(ctx, id, "password_reset"); err != nil {
+	if err := s.endSessionsAfter(ctx, id, "password_reset"); err != nil {
 		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, PasswordReset{Password: pw})

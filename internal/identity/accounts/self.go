@@ -75,7 +75,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("change password of %s: %w", acct.ID, err)
 	}
-	if err := s.endSessions(ctx, acct.ID, "password_change"); err != nil {
+	if err := s.endSessionsAfter(ctx, acct.ID, "password_change"); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

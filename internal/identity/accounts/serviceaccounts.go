@@ -278,7 +278,7 @@ func (s *Service) updateServiceAccount(w http.ResponseWriter, r *http.Request) e
 		return fmt.Errorf("update service account %s: %w", sa.ID, err)
 	}
 	if sa.Disabled {
-		if err := s.endSessions(ctx, sa.ID, "service_account_disabled"); err != nil {
+		if err := s.endSessionsAfter(ctx, sa.ID, "service_account_disabled"); err != nil {
 			return err
 		}
 	}
