@@ -91,7 +91,8 @@ func (a *App) openAudit(keysDir string, reg prometheus.Registerer) (err error) {
 	}
 	registerAuditMetrics(reg, a.recorder)
 	// Allowed inference calls are recorded at this rate, counted exactly
-	// per service; the model services issue records their calls with it.
+	// per service; model services (the inference issue) record their calls
+	// through it.
 	a.sampler, err = audit.NewSampler(ac.InferenceSampleRate, nil)
 	return err
 }
