@@ -46,6 +46,8 @@ type Tx interface {
 	Domains() Domains
 	Grants() Grants
 	Audit() Audit
+	Models() Models
+	SignerKeys() SignerKeys
 }
 
 // SigningKeys holds the keys that sign Rampart's tokens.
@@ -446,4 +448,126 @@ type AuditCheckpoint struct {
 	Kind      string
 	Time      time.Time
 	Signature []byte
+}
+
+// Models holds the model registry: models, their immutable versions and
+// each version's files. Ids and versions are validated by the caller
+// (internal/registry).
+type Models interface {
+	// CreateModel inserts m; ErrConflict if the id is taken, ErrNotFound
+	// if m.Domain is neither "*" nor an existing domain.
+	CreateModel(ctx context.Context, m Model) error
+	// ModelByID returns model id, or ErrNotFound.
+	ModelByID(ctx context.Context, id string) (Model, error)
+	// ListModels returns every model ordered by id.
+	ListModels(ctx context.Context) ([]Model, error)
+	// UpdateModel replaces the title and description of model m.ID;
+	// ErrNotFound if there is none.
+	UpdateModel(ctx context.Context, m Model) error
+	// DeleteModel removes model id; ErrNotFound if there is none,
+	// ErrConflict while it has versions.
+	DeleteModel(ctx context.Context, id string) error
+
+	// CreateModelVersion inserts v with its files; ErrConflict if the
+	// version exists, ErrNotFound if the model does not.
+	CreateModelVersion(ctx context.Context, v ModelVersion) error
+	// ModelVersion returns a version with its files, or ErrNotFound.
+	ModelVersion(ctx context.Context, modelID, version string) (ModelVersion, error)
+	// ListModelVersions returns the versions of a model (without files)
+	// ordered by creation time; empty if it has none.
+	ListModelVersions(ctx context.Context, modelID string) ([]ModelVersion, error)
+	// SetModelVersionState changes a version's state and its reason (the
+	// only change a version admits); ErrNotFound if there is none.
+	SetModelVersionState(ctx context.Context, modelID, version, state, reason string) error
+	// DeleteModelVersion removes a version and its files; ErrNotFound if
+	// there is none.
+	DeleteModelVersion(ctx context.Context, modelID, version string) error
+	// CountFilesWithDigest returns how many files of versions of models in
+	// domain have this digest: a blob may be deleted from the artifact
+	// store only when none does.
+	CountFilesWithDigest(ctx context.Context, domain, digest string) (int, error)
+
+	// SetUnsignedAllowed turns the admission of unsigned models on or off
+	// for domain ("*" for models without one); ErrNotFound if the domain
+	// does not exist.
+	SetUnsignedAllowed(ctx context.Context, domain string, allowed bool, by string, at time.Time) error
+	// UnsignedAllowed lists the domains that admit unsigned models.
+	UnsignedAllowed(ctx context.Context) ([]string, error)
+}
+
+// Model is a registered model. Its id encodes its domain
+// (com.acme.vision.resnet is in com.acme.vision); Domain is "*" for a
+// model without one.
+type Model struct {
+	ID          string
+	Domain      string
+	Title       string
+	Description string
+	CreatedBy   string // id of the account that onboarded it
+	CreatedAt   time.Time
+}
+
+// Model version states.
+const (
+	VersionActive      = "active"
+	VersionQuarantined = "quarantined" // its bytes no longer matched their digests
+)
+
+// ModelVersion is an immutable version of a model: a directory of files,
+// verified at onboarding.
+type ModelVersion struct {
+	ModelID     string
+	Version     string
+	State       string // VersionActive or VersionQuarantined
+	StateReason string
+	ModelFile   string // the path of the ONNX file among Files
+	// SubjectDigest is the OMS subject digest (SHA-256 hex over the files'
+	// digests in path order).
+	SubjectDigest string
+	Signed        bool
+	SignerKeyID   string // "" when admitted unsigned
+	VerifiedAt    time.Time
+	Metadata      string // ONNX metadata as JSON
+	Files         []ModelFile
+	CreatedBy     string
+	CreatedAt     time.Time
+}
+
+// ModelFile is one file of a version.
+type ModelFile struct {
+	Path   string // POSIX path relative to the model directory
+	Size   int64
+	Digest string // SHA-256 hex of the content: its address in the artifact store
+}
+
+// SignerKeys holds the public keys trusted to sign a domain's models (and
+// its subdomains'), or those of models without a domain ("*").
+type SignerKeys interface {
+	// AddSignerKey inserts k; ErrConflict if the id is taken, ErrNotFound
+	// if k.Domain is neither "*" nor an existing domain.
+	AddSignerKey(ctx context.Context, k SignerKey) error
+	// SignerKeyByID returns key id, or ErrNotFound.
+	SignerKeyByID(ctx context.Context, id string) (SignerKey, error)
+	// ListSignerKeys returns every key ordered by domain and id.
+	ListSignerKeys(ctx context.Context) ([]SignerKey, error)
+	// RevokeSignerKey marks key id revoked at; ErrNotFound if there is
+	// none, ErrConflict if it is revoked already.
+	RevokeSignerKey(ctx context.Context, id string, at time.Time) error
+	// DeleteSignerKey removes key id; ErrNotFound if there is none,
+	// ErrConflict unless it was revoked first.
+	DeleteSignerKey(ctx context.Context, id string) error
+}
+
+// SignerKey is a public key trusted for a domain within a validity period.
+type SignerKey struct {
+	ID          string // the key's hint: hex SHA-256 of its PEM text
+	Domain      string
+	PublicKey   string // PEM
+	Algorithm   string // e.g. "ecdsa-p256", "ed25519"
+	Description string
+	NotBefore   time.Time
+	NotAfter    time.Time // zero: no expiry
+	RevokedAt   time.Time // zero: not revoked
+	CreatedBy   string
+	CreatedAt   time.Time
 }

@@ -25,6 +25,8 @@ func (t *sqliteTx) Sessions() store.Sessions               { return sessions{tx:
 func (t *sqliteTx) Domains() store.Domains                 { return domains{tx: t.tx} }
 func (t *sqliteTx) Grants() store.Grants                   { return grants{tx: t.tx} }
 func (t *sqliteTx) Audit() store.Audit                     { return audit{tx: t.tx, stmts: t.stmts} }
+func (t *sqliteTx) Models() store.Models                   { return models{tx: t.tx} }
+func (t *sqliteTx) SignerKeys() store.SignerKeys           { return signerKeys{tx: t.tx} }
 
 // accounts implements store.Accounts on the accounts table.
 type accounts struct {

@@ -87,6 +87,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PseudonymSecrets", testPseudonymSecrets},
 		{"ErasedSubjects", testErasedSubjects},
 		{"PruneCheckpointMustMatch", testPruneCheckpointMustMatch},
+		{"Models", testModels},
+		{"ModelVersions", testModelVersions},
+		{"SignerKeys", testSignerKeys},
+		{"UnsignedAllowed", testUnsignedAllowed},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
