@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -47,11 +48,11 @@ type decoder struct {
 }
 
 // handler is given each field of a message: its number, wire type, and for a
-// varint its value or for a length-delimited field its length; at is the
-// offset of its tag. For a length-delimited field it either consumes exactly
+// varint its value v or for a length-delimited field its length n, checked
+// to fit in its message; at is the offset of its tag. For a length-delimited field it either consumes exactly
 // the field's bytes and returns true, or consumes nothing and returns false
 // to have the field skipped.
-type handler func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error)
+type handler func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error)
 
 func (d *decoder) errAt(sentinel error, off int64, format string, args ...any) error {
 	return &DecodeError{Offset: off, Err: sentinel, Msg: fmt.Sprintf(format, args...)}
@@ -143,11 +144,11 @@ func (d *decoder) charge(n, at int64) error {
 
 // str reads an n-byte identifier (a name, a domain, a key): one longer than
 // MaxString or not UTF-8 is refused.
-func (d *decoder) str(n uint64, at int64) (string, error) {
+func (d *decoder) str(n int64, at int64) (string, error) {
 	if n > MaxString {
 		return "", d.errAt(ErrLimit, at, "a %d-byte string is longer than the %d-byte limit", n, MaxString)
 	}
-	b, err := d.take(int64(n), MaxString)
+	b, err := d.take(n, MaxString)
 	if err != nil {
 		return "", err
 	}
@@ -159,12 +160,12 @@ func (d *decoder) str(n uint64, at int64) (string, error) {
 
 // text reads the first keep bytes of an n-byte free text (documentation, a
 // metadata value), invalid UTF-8 replaced, and says whether it was cut.
-func (d *decoder) text(n uint64, keep int64) (string, bool, error) {
-	b, err := d.take(int64(n), keep)
+func (d *decoder) text(n int64, keep int64) (string, bool, error) {
+	b, err := d.take(n, keep)
 	if err != nil {
 		return "", false, err
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), int64(n) > keep, nil
+	return strings.ToValidUTF8(string(b), "\uFFFD"), n > keep, nil
 }
 
 // fields decodes the fields of a message ending at byte end (-1: at the end
@@ -193,6 +194,7 @@ func (d *decoder) fields(end int64, depth int, fn handler) error {
 			return d.errAt(ErrMalformed, at, "invalid field number %d", tag>>3)
 		}
 		var v uint64
+		var n int64
 		switch typ {
 		case protowire.VarintType:
 			v, err = d.varint()
@@ -202,7 +204,7 @@ func (d *decoder) fields(end int64, depth int, fn handler) error {
 			err = d.skip(8)
 		case protowire.BytesType:
 			if v, err = d.varint(); err == nil {
-				err = d.fits(v, end, at)
+				n, err = d.fits(v, end, at)
 			}
 		case protowire.StartGroupType, protowire.EndGroupType:
 			err = d.errAt(ErrMalformed, at, "field %d is a protobuf group, which ONNX does not use", num)
@@ -216,7 +218,7 @@ func (d *decoder) fields(end int64, depth int, fn handler) error {
 			return d.errAt(ErrMalformed, at, "field %d overruns its message", num)
 		}
 		start := d.off
-		handled, err := fn(num, typ, v, at)
+		handled, err := fn(num, typ, v, n, at)
 		if err != nil {
 			return err
 		}
@@ -224,29 +226,41 @@ func (d *decoder) fields(end int64, depth int, fn handler) error {
 			continue
 		}
 		if !handled {
-			if err := d.skip(int64(v)); err != nil {
+			if err := d.skip(n); err != nil {
 				return err
 			}
-		} else if d.off != start+int64(v) {
+		} else if d.off != start+n {
 			// Every handler consumes its field through fields(), take or skip.
 			return d.errAt(ErrMalformed, at, "field %d was not decoded to its end", num)
 		}
 	}
 }
 
-// fits checks that a field of n bytes fits in its message (ending at end,
-// or at the end of the file when end < 0) before anything is read.
-func (d *decoder) fits(n uint64, end, at int64) error {
+// fits checks that a field whose declared length is v fits in its message
+// (ending at end, or at the end of the file when end < 0) before anything is
+// read, and returns the length.
+func (d *decoder) fits(v uint64, end, at int64) (int64, error) {
+	left := end - d.off
 	if end < 0 {
-		if n > uint64(d.limit-d.off) {
-			return d.errAt(ErrLimit, at, "a %d-byte field makes the model larger than the %d-byte limit", n, d.limit)
+		left = d.limit - d.off
+	}
+	if v > math.MaxInt64 || int64(v) > left { // #nosec G115 -- v <= MaxInt64 checked first
+		if end < 0 {
+			return 0, d.errAt(ErrLimit, at, "a %d-byte field makes the model larger than the %d-byte limit", v, d.limit)
 		}
-		return nil
+		return 0, d.errAt(ErrMalformed, at, "a %d-byte field overruns its message (%d bytes left)", v, left)
 	}
-	if n > uint64(end-d.off) {
-		return d.errAt(ErrMalformed, at, "a %d-byte field overruns its message (%d bytes left)", n, end-d.off)
-	}
-	return nil
+	return int64(v), nil // #nosec G115 -- v <= left checked above
+}
+
+// int64Of decodes a protobuf int64 field's value.
+func int64Of(v uint64) int64 {
+	return int64(v) // #nosec G115 -- protobuf int64 is the varint's bits as two's complement
+}
+
+// int32Of decodes a protobuf int32 field's value.
+func int32Of(v uint64) int32 {
+	return int32(v) // #nosec G115 -- protobuf int32 is the varint's low 32 bits, as protobuf parsers read it
 }
 
 // want checks a known field's wire type.
@@ -284,14 +298,14 @@ func (d *decoder) model() (Model, error) {
 		return Model{}, d.errAt(ErrNotONNX, 0, "the file looks like %s", what)
 	}
 
-	err = d.fields(-1, 0, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	err = d.fields(-1, 0, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		if !d.recognised {
 			if want, ok := modelFields[num]; !ok || want != typ {
 				return false, d.errAt(ErrNotONNX, at, "the file starts with protobuf field %d of wire type %d, which no ONNX model has", num, typ)
 			}
 			d.recognised = true
 		}
-		return d.modelField(num, typ, v, at)
+		return d.modelField(num, typ, v, n, at)
 	})
 	var de *DecodeError
 	if err != nil && !d.recognised && errors.As(err, &de) && errors.Is(de.Err, ErrMalformed) {
@@ -333,45 +347,45 @@ func (d *decoder) model() (Model, error) {
 }
 
 // modelField decodes one field of ModelProto.
-func (d *decoder) modelField(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+func (d *decoder) modelField(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 	var err error
 	switch num {
 	case 1: // int64 ir_version = 1
 		if err = d.want(num, typ, protowire.VarintType, at); err == nil {
-			d.m.IRVersion, d.sawIR = int64(v), true
+			d.m.IRVersion, d.sawIR = int64Of(v), true
 		}
 	case 2: // string producer_name = 2
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-			d.m.ProducerName, err = d.str(v, at)
+			d.m.ProducerName, err = d.str(n, at)
 		}
 	case 3: // string producer_version = 3
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-			d.m.ProducerVersion, err = d.str(v, at)
+			d.m.ProducerVersion, err = d.str(n, at)
 		}
 	case 4: // string domain = 4
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-			d.m.Domain, err = d.str(v, at)
+			d.m.Domain, err = d.str(n, at)
 		}
 	case 5: // int64 model_version = 5
 		if err = d.want(num, typ, protowire.VarintType, at); err == nil {
-			d.m.ModelVersion = int64(v)
+			d.m.ModelVersion = int64Of(v)
 		}
 	case 6: // string doc_string = 6
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-			d.m.DocString, d.m.DocTruncated, err = d.text(v, MaxDocString)
+			d.m.DocString, d.m.DocTruncated, err = d.text(n, MaxDocString)
 		}
 	case 7: // GraphProto graph = 7
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
 			d.sawGraph = true
-			err = d.fields(d.off+int64(v), 1, d.graphField)
+			err = d.fields(d.off+n, 1, d.graphField)
 		}
 	case 8: // repeated OperatorSetIdProto opset_import = 8
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-			err = d.opset(v, at)
+			err = d.opset(n, at)
 		}
 	case 14: // repeated StringStringEntryProto metadata_props = 14
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-			err = d.metadata(v, at)
+			err = d.metadata(n, at)
 		}
 	default: // training_info, functions...: not reported
 		return false, nil
@@ -380,21 +394,21 @@ func (d *decoder) modelField(num protowire.Number, typ protowire.Type, v uint64,
 }
 
 // opset decodes an OperatorSetIdProto: string domain = 1; int64 version = 2.
-func (d *decoder) opset(n uint64, at int64) error {
+func (d *decoder) opset(n int64, at int64) error {
 	if len(d.m.Opsets) >= MaxValues {
 		return d.errAt(ErrLimit, at, "more than %d opset imports", MaxValues)
 	}
 	var o Opset
-	err := d.fields(d.off+int64(n), 1, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	err := d.fields(d.off+int64(n), 1, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		var err error
 		switch num {
 		case 1:
 			if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-				o.Domain, err = d.str(v, at)
+				o.Domain, err = d.str(n, at)
 			}
 		case 2:
 			if err = d.want(num, typ, protowire.VarintType, at); err == nil {
-				o.Version = int64(v)
+				o.Version = int64Of(v)
 			}
 		default:
 			return false, nil
@@ -406,21 +420,21 @@ func (d *decoder) opset(n uint64, at int64) error {
 }
 
 // metadata decodes a StringStringEntryProto: string key = 1; string value = 2.
-func (d *decoder) metadata(n uint64, at int64) error {
+func (d *decoder) metadata(n int64, at int64) error {
 	if len(d.m.Metadata) >= MaxValues {
 		return d.errAt(ErrLimit, at, "more than %d metadata entries", MaxValues)
 	}
 	var e Metadata
-	err := d.fields(d.off+int64(n), 1, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	err := d.fields(d.off+int64(n), 1, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		var err error
 		switch num {
 		case 1:
 			if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-				e.Key, err = d.str(v, at)
+				e.Key, err = d.str(n, at)
 			}
 		case 2:
 			if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-				e.Value, e.Truncated, err = d.text(v, MaxString)
+				e.Value, e.Truncated, err = d.text(n, MaxString)
 			}
 		default:
 			return false, nil
@@ -433,13 +447,13 @@ func (d *decoder) metadata(n uint64, at int64) error {
 
 // graphField decodes one field of GraphProto (onnx.proto, message
 // GraphProto).
-func (d *decoder) graphField(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
-	end := d.off + int64(v)
+func (d *decoder) graphField(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
+	end := d.off + n
 	var err error
 	switch num {
 	case 2: // string name = 2
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-			d.m.GraphName, err = d.str(v, at)
+			d.m.GraphName, err = d.str(n, at)
 		}
 	case 5: // repeated TensorProto initializer = 5
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
@@ -448,14 +462,14 @@ func (d *decoder) graphField(num protowire.Number, typ protowire.Type, v uint64,
 	case 15: // repeated SparseTensorProto sparse_initializer = 15
 		if err = d.want(num, typ, protowire.BytesType, at); err == nil {
 			// SparseTensorProto: TensorProto values = 1 carries the name.
-			err = d.fields(end, 2, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+			err = d.fields(end, 2, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 				if num != 1 {
 					return false, nil
 				}
 				if err := d.want(num, typ, protowire.BytesType, at); err != nil {
 					return false, err
 				}
-				return true, d.initializer(d.off+int64(v), 3, at)
+				return true, d.initializer(d.off+n, 3, at)
 			})
 		}
 	case 11, 12: // repeated ValueInfoProto input = 11; output = 12
@@ -475,7 +489,7 @@ func (d *decoder) initializer(end int64, depth int, at int64) error {
 		return d.errAt(ErrLimit, at, "more than %d initializers", MaxInitializers)
 	}
 	var name string
-	err := d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	err := d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		if num != 8 {
 			return false, nil
 		}
@@ -483,7 +497,7 @@ func (d *decoder) initializer(end int64, depth int, at int64) error {
 			return false, err
 		}
 		var err error
-		name, err = d.str(v, at)
+		name, err = d.str(n, at)
 		return true, err
 	})
 	if err != nil {
@@ -514,16 +528,16 @@ func (d *decoder) valueInfo(input bool, end, at int64) error {
 		return err
 	}
 	val := Value{Kind: KindUnknown}
-	err := d.fields(end, 2, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	err := d.fields(end, 2, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		var err error
 		switch num {
 		case 1:
 			if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-				val.Name, err = d.str(v, at)
+				val.Name, err = d.str(n, at)
 			}
 		case 2:
 			if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-				err = d.typeProto(d.off+int64(v), 3, &val)
+				err = d.typeProto(d.off+n, 3, &val)
 			}
 		default:
 			return false, nil
@@ -545,14 +559,14 @@ func (d *decoder) valueInfo(input bool, end, at int64) error {
 // tensor_type = 1, sequence_type = 4, map_type = 5, sparse_tensor_type = 8,
 // optional_type = 9 (denotation = 6, opaque_type = 7: not reported).
 func (d *decoder) typeProto(end int64, depth int, val *Value) error {
-	return d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	return d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		if num != 1 && num != 4 && num != 5 && num != 8 && num != 9 {
 			return false, nil
 		}
 		if err := d.want(num, typ, protowire.BytesType, at); err != nil {
 			return false, err
 		}
-		end := d.off + int64(v)
+		end := d.off + n
 		switch num {
 		case 1, 8: // Tensor, SparseTensor: int32 elem_type = 1; TensorShapeProto shape = 2
 			val.Kind = KindTensor
@@ -562,14 +576,14 @@ func (d *decoder) typeProto(end int64, depth int, val *Value) error {
 			return true, d.tensorType(end, depth+1, val)
 		case 4, 9: // Sequence, Optional: TypeProto elem_type = 1
 			elem := Value{Kind: KindUnknown}
-			err := d.fields(end, depth+1, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+			err := d.fields(end, depth+1, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 				if num != 1 {
 					return false, nil
 				}
 				if err := d.want(num, typ, protowire.BytesType, at); err != nil {
 					return false, err
 				}
-				return true, d.typeProto(d.off+int64(v), depth+2, &elem)
+				return true, d.typeProto(d.off+n, depth+2, &elem)
 			})
 			val.Kind, val.Type = KindSequence, "seq("+typeString(&elem)+")"
 			if num == 9 {
@@ -579,18 +593,18 @@ func (d *decoder) typeProto(end int64, depth int, val *Value) error {
 		default: // 5, Map: int32 key_type = 1; TypeProto value_type = 2
 			var key int32
 			elem := Value{Kind: KindUnknown}
-			err := d.fields(end, depth+1, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+			err := d.fields(end, depth+1, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 				switch num {
 				case 1:
 					if err := d.want(num, typ, protowire.VarintType, at); err != nil {
 						return false, err
 					}
-					key = int32(v)
+					key = int32Of(v)
 				case 2:
 					if err := d.want(num, typ, protowire.BytesType, at); err != nil {
 						return false, err
 					}
-					return true, d.typeProto(d.off+int64(v), depth+2, &elem)
+					return true, d.typeProto(d.off+n, depth+2, &elem)
 				default:
 					return false, nil
 				}
@@ -605,13 +619,13 @@ func (d *decoder) typeProto(end int64, depth int, val *Value) error {
 // tensorType decodes TypeProto.Tensor (and SparseTensor, same fields):
 // int32 elem_type = 1; TensorShapeProto shape = 2.
 func (d *decoder) tensorType(end int64, depth int, val *Value) error {
-	return d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	return d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		switch num {
 		case 1:
 			if err := d.want(num, typ, protowire.VarintType, at); err != nil {
 				return false, err
 			}
-			val.ElemType = int32(v)
+			val.ElemType = int32Of(v)
 			val.Datatype = DatatypeName(val.ElemType)
 			return true, nil
 		case 2:
@@ -623,14 +637,14 @@ func (d *decoder) tensorType(end int64, depth int, val *Value) error {
 				val.Shape = []int64{}
 			}
 			// TensorShapeProto: repeated Dimension dim = 1.
-			return true, d.fields(d.off+int64(v), depth+1, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+			return true, d.fields(d.off+n, depth+1, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 				if num != 1 {
 					return false, nil
 				}
 				if err := d.want(num, typ, protowire.BytesType, at); err != nil {
 					return false, err
 				}
-				return true, d.dim(d.off+int64(v), depth+2, val, at)
+				return true, d.dim(d.off+n, depth+2, val, at)
 			})
 		}
 		return false, nil
@@ -648,18 +662,18 @@ func (d *decoder) dim(end int64, depth int, val *Value, at int64) error {
 		return err
 	}
 	size, param := int64(-1), ""
-	err := d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, at int64) (bool, error) {
+	err := d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
 		var err error
 		switch num {
 		case 1:
 			if err = d.want(num, typ, protowire.VarintType, at); err == nil {
 				// Some exporters write -1 for "unknown": keep every
 				// negative size as -1.
-				size = max(int64(v), -1)
+				size = max(int64Of(v), -1)
 			}
 		case 2:
 			if err = d.want(num, typ, protowire.BytesType, at); err == nil {
-				param, err = d.str(v, at)
+				param, err = d.str(n, at)
 			}
 		default:
 			return false, nil
