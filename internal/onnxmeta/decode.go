@@ -24,9 +24,10 @@ func Read(r io.Reader, limit int64) (Model, error) {
 	}
 	d := &decoder{
 		// One byte past the limit, so that a longer model is seen as such.
-		br:    bufio.NewReaderSize(io.LimitReader(r, limit+1), 64<<10),
-		limit: limit,
-		inits: make(map[string]struct{}),
+		br:       bufio.NewReaderSize(io.LimitReader(r, limit+1), 64<<10),
+		limit:    limit,
+		inits:    make(map[string]struct{}),
+		external: make(map[string]struct{}),
 	}
 	return d.model()
 }
@@ -44,6 +45,7 @@ type decoder struct {
 	sawGraph   bool
 	rawInputs  []Value
 	inits      map[string]struct{}
+	external   map[string]struct{}
 	m          Model
 }
 
@@ -482,19 +484,24 @@ func (d *decoder) graphField(num protowire.Number, typ protowire.Type, v uint64,
 	return true, err
 }
 
-// initializer records the name of a TensorProto (string name = 8), skipping
-// its data (raw_data = 9 and the typed *_data fields) by length.
+// initializer records the name of a TensorProto (string name = 8) and the
+// file its data is in when stored outside the model (repeated
+// StringStringEntryProto external_data = 13, key "location"), skipping its
+// data (raw_data = 9 and the typed *_data fields) by length.
 func (d *decoder) initializer(end int64, depth int, at int64) error {
 	if len(d.inits) >= MaxInitializers {
 		return d.errAt(ErrLimit, at, "more than %d initializers", MaxInitializers)
 	}
 	var name string
 	err := d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
-		if num != 8 {
+		if num != 8 && num != 13 {
 			return false, nil
 		}
 		if err := d.want(num, typ, protowire.BytesType, at); err != nil {
 			return false, err
+		}
+		if num == 13 {
+			return true, d.externalData(d.off+n, depth+1)
 		}
 		var err error
 		name, err = d.str(n, at)
@@ -507,6 +514,39 @@ func (d *decoder) initializer(end int64, depth int, at int64) error {
 		return err
 	}
 	d.inits[name] = struct{}{}
+	return nil
+}
+
+// externalData records the "location" of a TensorProto.external_data entry
+// (StringStringEntryProto: key = 1, value = 2), once per distinct file.
+func (d *decoder) externalData(end int64, depth int) error {
+	var key, value string
+	err := d.fields(end, depth, func(num protowire.Number, typ protowire.Type, v uint64, n int64, at int64) (bool, error) {
+		if num != 1 && num != 2 {
+			return false, nil
+		}
+		if err := d.want(num, typ, protowire.BytesType, at); err != nil {
+			return false, err
+		}
+		s, err := d.str(n, at)
+		if num == 1 {
+			key = s
+		} else {
+			value = s
+		}
+		return true, err
+	})
+	if err != nil || key != "location" {
+		return err
+	}
+	if _, seen := d.external[value]; seen {
+		return nil
+	}
+	if len(d.external) >= MaxValues {
+		return d.errAt(ErrLimit, end, "more than %d external data files", MaxValues)
+	}
+	d.external[value] = struct{}{}
+	d.m.ExternalData = append(d.m.ExternalData, value)
 	return nil
 }
 

@@ -77,8 +77,15 @@ type Model struct {
 	Inputs   []Value    `json:"inputs"`
 	Outputs  []Value    `json:"outputs"`
 	Metadata []Metadata `json:"metadata,omitempty"`
-	// Initializers is how many initializers (weights) the graph holds.
+	// Initializers is how many distinct initializers (weights) the graph
+	// holds.
 	Initializers int `json:"initializers"`
+	// ExternalData lists, in order of first use, the files that the graph's
+	// initializers keep their data in (TensorProto external_data
+	// "location"), exactly as written in the model: relative to the model's
+	// directory by the ONNX spec, but untrusted (they may be absolute or
+	// climb out with ".."). Tensors inside node attributes are not looked at.
+	ExternalData []string `json:"external_data,omitempty"`
 }
 
 // Opset is one OperatorSetIdProto.

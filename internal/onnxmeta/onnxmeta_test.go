@@ -216,6 +216,15 @@ func TestReadSynthetic(t *testing.T) {
 				{Name: "y", Kind: onnxmeta.KindTensor, Datatype: "BF16", ElemType: 16, RankKnown: true, Shape: []int64{1}},
 			}}
 		}},
+		{"external data files, each once, as written", cat(minimal(), graph(
+			// TensorProto: name = 8, external_data = 13 {key = 1, value = 2}, data_location = 14
+			msg(5, str(8, "w1"), msg(13, str(1, "location"), str(2, "weights.bin")), msg(13, str(1, "offset"), str(2, "0")), vint(14, 1)),
+			msg(5, str(8, "w2"), msg(13, str(2, "weights.bin"), str(1, "location")), vint(14, 1)),
+			msg(5, str(8, "w3"), msg(13, str(1, "location"), str(2, "../../etc/passwd")), vint(14, 1)),
+		)), func(m *onnxmeta.Model) {
+			m.Initializers = 3
+			m.ExternalData = []string{"weights.bin", "../../etc/passwd"}
+		}},
 		{"long doc string and metadata value are cut", cat(minimal(),
 			str(6, strings.Repeat("d", onnxmeta.MaxDocString+10)),
 			msg(14, str(1, "k"), str(2, strings.Repeat("v", onnxmeta.MaxString+1))),
