@@ -33,13 +33,14 @@ build: deps
 run: build
 	bin/rampart serve --data-dir $(DATA_DIR)
 
-## test: every test, race detector on (installs the external OIDC test provider first)
+## test: every test, race detector on (installs the external OIDC test provider and fetches the test models first)
 test: deps test-deps
 	go test -race -count=1 -timeout 15m ./...
 
-## test-deps: programs the tests start (cached under ~/.cache/rampart)
+## test-deps: programs the tests start and models they read (cached under ~/.cache/rampart)
 test-deps:
 	scripts/install-oidc-example.sh
+	scripts/fetch-test-models.sh
 
 ## lint: gofmt, go vet, staticcheck, gosec
 lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION) $(TOOLS)/gosec-$(GOSEC_VERSION)
