@@ -65,6 +65,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		err = auditCmd(ctx, rest, stdout, stderr, env)
 	case "account":
 		err = accountCmd(ctx, rest, stdout, stderr, env)
+	case "model":
+		err = modelCmd(ctx, rest, stdout, stderr, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -103,6 +105,7 @@ Usage:
   rampart audit export|tail [flags]      write the audit records as JSON lines; follow new ones (auditor)
   rampart audit resolve PSEUDONYM        whom a pseudonym stands for (auditor)
   rampart account export                 everything the server holds about you, as JSON
+  rampart model sign|verify --key PEM DIR sign a model directory (OpenSSF model signing); verify one offline
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)
