@@ -40,3 +40,7 @@ func (l *limitedFile) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*limitedFile)(nil)
+
+// EncryptTo exposes Put's hash+encrypt pipeline to the benchmarks, to
+// measure it apart from the disk.
+var EncryptTo = encryptTo
