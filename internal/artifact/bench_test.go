@@ -28,7 +28,7 @@ type patternReader struct {
 }
 
 func newPattern(n int64) *patternReader {
-	return &patternReader{block: artifacttest.Content(42, 1<<20), left: n}
+	return &patternReader{block: artifacttest.Content("42", 1<<20), left: n}
 }
 
 func (p *patternReader) Read(b []byte) (int, error) {

@@ -161,7 +161,7 @@ func TestPutDiskFull(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "artifacts")
 	s := newFS(t, dir, artifacttest.NewMaster(t))
-	data := artifacttest.Content(1, 3<<20)
+	data := artifacttest.Content("1", 3<<20)
 	for _, limit := range []int64{0, 100, 64 << 10, 1 << 20, 3<<20 - 1} {
 		artifact.FailWritesAfter(s, limit, syscall.ENOSPC)
 		_, err := s.Put(context.Background(), "com.acme", bytes.NewReader(data))
