@@ -49,8 +49,9 @@ type Store interface {
 	// trusting or committing what they read. Unknown blobs give
 	// ErrNotFound.
 	Open(ctx context.Context, domain, digest string) (io.ReadCloser, error)
-	// Stat reports whether the blob exists (ErrNotFound if not) and its
-	// plaintext size, without decrypting it.
+	// Stat reports whether the blob exists and its domain's key opens it
+	// (ErrNotFound if not) and its plaintext size, without reading the
+	// content: only Open, read to EOF, proves the content intact.
 	Stat(ctx context.Context, domain, digest string) (Blob, error)
 	// Delete removes one blob; ErrNotFound if it does not exist.
 	Delete(ctx context.Context, domain, digest string) error

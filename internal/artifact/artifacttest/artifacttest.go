@@ -59,6 +59,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"CancelMidPut", testCancelMidPut},
 		{"ReaderFailsMidPut", testReaderFails},
 		{"OpenCancelled", testOpenCancelled},
+		{"DeleteDomainDuringPut", testDeleteDomainDuringPut},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,6 +384,9 @@ func testDeleteDomain(t *testing.T, b Backend) {
 	if err := mustFail(t, s, "com.acme", blob.Digest, nil); !errors.Is(err, artifact.ErrNotFound) {
 		t.Errorf("restored blob in re-created domain: %v, want ErrNotFound (ErrNoKey)", err)
 	}
+	if _, err := s.Stat(ctx, "com.acme", blob.Digest); !errors.Is(err, artifact.ErrNotFound) {
+		t.Errorf("Stat of restored blob in re-created domain = %v, want ErrNotFound", err)
+	}
 	// Other domains are untouched.
 	mustRead(t, s, "org.other", other.Digest, data)
 }
@@ -544,4 +548,69 @@ func testOpenCancelled(t *testing.T, b Backend) {
 	if _, err := s.Open(ctx, "com.acme", blob.Digest); !errors.Is(err, context.Canceled) {
 		t.Errorf("Open with a cancelled context = %v, want context.Canceled", err)
 	}
+}
+
+// gateReader serves data in two halves and waits for release before the
+// second, so a test can act while a Put is in the middle of its stream.
+type gateReader struct {
+	data    []byte
+	off     int
+	reached chan struct{}
+	release chan struct{}
+	waited  bool
+}
+
+func (g *gateReader) Read(p []byte) (int, error) {
+	if g.off == len(g.data)/2 && !g.waited {
+		g.waited = true
+		close(g.reached)
+		<-g.release
+	}
+	end := len(g.data)
+	if g.off < len(g.data)/2 {
+		end = len(g.data) / 2
+	}
+	n := copy(p, g.data[g.off:end])
+	g.off += n
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// testDeleteDomainDuringPut: a Put that started before its domain was
+// shredded must not land a blob after it, whether or not the domain was
+// re-created (with a new key) in between.
+func testDeleteDomainDuringPut(t *testing.T, b Backend) {
+	s := b.Open(t, NewMaster(t))
+	ctx := context.Background()
+	for _, recreate := range []bool{false, true} {
+		put(t, s, "com.acme", []byte("first"))
+		data := Content(fmt.Sprint(recreate), 1<<20)
+		reached, release := make(chan struct{}), make(chan struct{})
+		g := &gateReader{data: data, reached: reached, release: release}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := s.Put(ctx, "com.acme", g)
+			errc <- err
+		}()
+		<-reached
+		if err := s.DeleteDomain(ctx, "com.acme"); err != nil {
+			t.Fatal(err)
+		}
+		if recreate {
+			put(t, s, "com.acme", []byte("second life"))
+		}
+		close(release)
+		if err := <-errc; !errors.Is(err, artifact.ErrNotFound) {
+			t.Errorf("recreate=%v: Put across DeleteDomain = %v, want ErrNoKey", recreate, err)
+		}
+		if _, err := s.Stat(ctx, "com.acme", digestOf(data)); !errors.Is(err, artifact.ErrNotFound) {
+			t.Errorf("recreate=%v: Stat = %v, want ErrNotFound", recreate, err)
+		}
+		if err := s.DeleteDomain(ctx, "com.acme"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noLeftovers(t, b)
 }
