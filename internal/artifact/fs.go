@@ -71,6 +71,15 @@ func NewFS(dir string, sealer *secrets.Sealer) (*FS, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("artifact store: %w", err)
 		}
+		// An existing directory keeps its mode: refuse one that others
+		// can enter rather than silently store keys in it.
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return nil, fmt.Errorf("artifact store: %w", err)
+		}
+		if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("artifact store: %s must be a directory with mode 0700, has %v; run: chmod 700 %s", d, fi.Mode(), d)
+		}
 	}
 	s := &FS{dir: abs, sealer: sealer, createTemp: func(dir string) (tempFile, error) {
 		return os.CreateTemp(dir, "put-*")

@@ -225,3 +225,67 @@ func FuzzPlaintextSize(f *testing.F) {
 		}
 	})
 }
+
+func TestNewFSRefusesOpenDirectory(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "artifacts")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := artifact.NewFS(dir, artifacttest.NewMaster(t)); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Errorf("NewFS on a 0755 directory = %v, want a chmod 700 hint", err)
+	}
+}
+
+// TestKeyFileMovedToAnotherDomain: a sealed data key copied over another
+// domain's key file opens nothing there, and Put refuses rather than
+// replacing it with a fresh key.
+func TestKeyFileMovedToAnotherDomain(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "artifacts")
+	s := newFS(t, dir, artifacttest.NewMaster(t))
+	ctx := context.Background()
+	a, err := s.Put(ctx, "a.example", bytes.NewReader([]byte("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bBlob, err := s.Put(ctx, "b.example", bytes.NewReader([]byte("b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := filepath.Glob(filepath.Join(dir, "domain-keys", "*.key"))
+	if len(keys) != 2 {
+		t.Fatalf("key files %v", keys)
+	}
+	raw := map[string][]byte{}
+	for _, k := range keys {
+		raw[k], _ = os.ReadFile(k)
+	}
+	// Put a's key (with its domain field rewritten to b) in b's place,
+	// and the other way round, unmodified.
+	ka, kb := keys[0], keys[1]
+	if !bytes.Contains(raw[ka], []byte("a.example")) {
+		ka, kb = kb, ka
+	}
+	forged := bytes.ReplaceAll(raw[ka], []byte("a.example"), []byte("b.example"))
+	for _, tc := range []struct {
+		name   string
+		domain string
+		digest string
+		file   string
+		data   []byte
+	}{
+		{"domain field rewritten", "b.example", bBlob.Digest, kb, forged},
+		{"copied as is", "a.example", a.Digest, ka, raw[kb]},
+	} {
+		if err := os.WriteFile(tc.file, tc.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Open(ctx, tc.domain, tc.digest); err == nil {
+			t.Errorf("%s: Open succeeded", tc.name)
+		}
+		if _, err := s.Put(ctx, tc.domain, bytes.NewReader([]byte("new"))); err == nil {
+			t.Errorf("%s: Put succeeded over a bad key file", tc.name)
+		}
+	}
+}
