@@ -4,18 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"filippo.io/age"
 
@@ -185,38 +181,17 @@ func (s *FS) Put(ctx context.Context, domain string, r io.Reader) (Blob, error) 
 	return blob, nil
 }
 
-// encryptTo streams r, encrypted to rcpt, into w, hashing the plaintext on
-// the way. Hashing runs in its own goroutine beside encryption and
-// writing: SHA-256 and ChaCha20-Poly1305 are each about as costly, so on
-// two or more cores Put runs close to the speed of the slower one instead
-// of their sum. Memory is pipeDepth buffers, whatever the size of r.
+// encryptTo streams r, encrypted to rcpt, into w, hashing the plaintext
+// beside it (asyncHash). Memory is bounded whatever the size of r.
 func encryptTo(ctx context.Context, w io.Writer, rcpt age.Recipient, r io.Reader) (Blob, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	enc, err := age.Encrypt(bw, rcpt)
 	if err != nil {
 		return Blob{}, fmt.Errorf("encrypt: %w", err)
 	}
-
-	// A buffer goes to the hasher and to the encryptor; whichever finishes
-	// last hands it back to free.
-	free := make(chan *pipeBuf, pipeDepth)
-	for range pipeDepth {
-		free <- &pipeBuf{b: make([]byte, copyBufSize)}
-	}
-	toHash := make(chan *pipeBuf, pipeDepth)
-	sum := make(chan []byte, 1)
-	go func() {
-		h := sha256.New()
-		for pb := range toHash {
-			h.Write(pb.b[:pb.n])
-			pb.release(free)
-		}
-		sum <- h.Sum(nil)
-	}()
-
-	n, err := pump(ctx, enc, r, free, toHash)
-	close(toHash)
-	digest := <-sum // also waits for the hasher, so no goroutine outlives Put
+	h := newAsyncHash()
+	n, err := pump(ctx, enc, h, r)
+	digest := h.Sum() // also on error: it stops the hashing goroutine
 	if err != nil {
 		return Blob{}, err
 	}
@@ -226,46 +201,24 @@ func encryptTo(ctx context.Context, w io.Writer, rcpt age.Recipient, r io.Reader
 	if err := bw.Flush(); err != nil {
 		return Blob{}, fmt.Errorf("write: %w", err)
 	}
-	return Blob{Digest: hex.EncodeToString(digest), Size: n}, nil
+	return Blob{Digest: digest, Size: n}, nil
 }
 
-// pipeDepth buffers of copyBufSize: 1 MiB in flight per Put.
-const pipeDepth = 4
-
-type pipeBuf struct {
-	b    []byte
-	n    int
-	refs atomic.Int32
-}
-
-func (pb *pipeBuf) release(free chan<- *pipeBuf) {
-	if pb.refs.Add(-1) == 0 {
-		free <- pb
-	}
-}
-
-// pump reads r into free buffers, sends each to the hasher and encrypts
-// it into enc, until EOF, an error, or ctx is done.
-func pump(ctx context.Context, enc io.Writer, r io.Reader, free chan *pipeBuf, toHash chan<- *pipeBuf) (int64, error) {
+// pump copies r into both h and enc until EOF, an error, or ctx is done.
+func pump(ctx context.Context, enc io.Writer, h *asyncHash, r io.Reader) (int64, error) {
+	buf := make([]byte, copyBufSize)
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		pb := <-free
-		m, rerr := r.Read(pb.b)
+		m, rerr := r.Read(buf)
 		if m > 0 {
-			pb.n = m
-			pb.refs.Store(2)
-			toHash <- pb
-			_, werr := enc.Write(pb.b[:m]) // age copies it into its chunk buffer
-			pb.release(free)
-			if werr != nil {
-				return n, fmt.Errorf("write: %w", werr)
+			h.Write(buf[:m])
+			if _, err := enc.Write(buf[:m]); err != nil {
+				return n, fmt.Errorf("write: %w", err)
 			}
 			n += int64(m)
-		} else {
-			free <- pb
 		}
 		if rerr == io.EOF {
 			return n, nil
@@ -297,7 +250,7 @@ func (s *FS) Open(ctx context.Context, domain, digest string) (io.ReadCloser, er
 		_ = f.Close()
 		return nil, err
 	}
-	return &blobReader{ctx: ctx, f: f, dec: dec, h: sha256.New(), want: digest}, nil
+	return &blobReader{ctx: ctx, f: f, dec: dec, h: newAsyncHash(), want: digest}, nil
 }
 
 // decrypt reads the age header of f with the domain's key and returns the
@@ -323,12 +276,13 @@ func (s *FS) decrypt(f io.Reader, domain, digest string) (io.Reader, error) {
 }
 
 // blobReader decrypts (age authenticates each chunk before releasing it)
-// and checks the plaintext digest at EOF.
+// and checks the plaintext digest at EOF. Close must be called, as for any
+// file: it also stops the hashing goroutine.
 type blobReader struct {
 	ctx  context.Context
 	f    *os.File
 	dec  io.Reader
-	h    hash.Hash
+	h    *asyncHash
 	want string
 	err  error // sticky
 }
@@ -344,7 +298,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	b.h.Write(p[:n])
 	switch {
 	case err == io.EOF:
-		if hex.EncodeToString(b.h.Sum(nil)) != b.want {
+		if b.h.Sum() != b.want {
 			b.err = fmt.Errorf("%w: content does not match digest %s", ErrCorrupt, b.want)
 			return n, b.err
 		}
@@ -355,7 +309,13 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	return n, b.err
 }
 
-func (b *blobReader) Close() error { return b.f.Close() }
+func (b *blobReader) Close() error {
+	b.h.Sum()
+	if b.err == nil {
+		b.err = errors.New("artifact: read after Close")
+	}
+	return b.f.Close()
+}
 
 // Stat implements Store. It checks that the domain's key opens the blob's
 // header (a blob restored after its domain was shredded, or copied from

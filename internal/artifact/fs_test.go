@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -287,5 +289,41 @@ func TestKeyFileMovedToAnotherDomain(t *testing.T) {
 		if _, err := s.Put(ctx, tc.domain, bytes.NewReader([]byte("new"))); err == nil {
 			t.Errorf("%s: Put succeeded over a bad key file", tc.name)
 		}
+	}
+}
+
+// TestNoGoroutineLeak: the hashing goroutines of Put and Open end with
+// them, whether they finish, fail or are closed early. Not parallel, so
+// the goroutine count is this test's own.
+func TestNoGoroutineLeak(t *testing.T) {
+	s := newFS(t, filepath.Join(t.TempDir(), "artifacts"), artifacttest.NewMaster(t))
+	ctx := context.Background()
+	data := artifacttest.Content("leak", 1<<20)
+	blob, err := s.Put(ctx, "com.acme", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 20 {
+		if _, err := s.Put(ctx, "com.acme", artifacttest.FailingReader(data, 500<<10, io.ErrClosedPipe)); err == nil {
+			t.Fatal("Put of a failing reader succeeded")
+		}
+		rc, err := s.Open(ctx, "com.acme", blob.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rc.Read(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		if _, err := rc.Read(make([]byte, 10)); err == nil {
+			t.Fatal("Read after Close succeeded")
+		}
+		if _, err := s.Stat(ctx, "com.acme", blob.Digest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines: %d before, %d after", before, after)
 	}
 }
