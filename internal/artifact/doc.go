@@ -11,6 +11,17 @@
 // no index, so the registry records which digests belong to which version
 // in its database.
 //
+// # Using it
+//
+// The registry calls Put while an upload streams in and records the
+// returned digest and size with the version in its database (the store
+// keeps no index); it serves and re-verifies with Open, reading to EOF
+// before trusting or committing anything (the digest check happens there)
+// and always closing the reader; it deletes a version's blobs with Delete
+// once no row refers to them, and a whole domain with DeleteDomain.
+// RotateMasterKey runs with the old and new master keys both available;
+// the new master key file replaces the old only after it returns.
+//
 // # Threat model
 //
 // Encryption at rest protects against someone who reads the storage

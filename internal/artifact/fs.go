@@ -175,8 +175,12 @@ func (s *FS) Put(ctx context.Context, domain string, r io.Reader) (Blob, error) 
 		return Blob{}, fmt.Errorf("put: commit blob: %w", err)
 	}
 	committed = true
-	if err := syncDir(filepath.Dir(final)); err != nil {
-		return Blob{}, fmt.Errorf("put: %w", err)
+	// The rename, and the directories MkdirAll may just have made, must
+	// reach the disk before Put reports the blob stored.
+	for d := filepath.Dir(final); d != s.dir; d = filepath.Dir(d) {
+		if err := syncDir(d); err != nil {
+			return Blob{}, fmt.Errorf("put: %w", err)
+		}
 	}
 	return blob, nil
 }
