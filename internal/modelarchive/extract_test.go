@@ -84,16 +84,17 @@ func readTree(t *testing.T, dir string) map[string]string {
 
 var model = tent{name: "model.onnx", body: "\x08\x07onnx-bytes"}
 
-func TestExtractGood(t *testing.T) {
-	t.Parallel()
+type goodCase struct {
+	name     string
+	data     []byte
+	want     map[string]string
+	format   Format
+	stripped string
+}
+
+func goodCases(t testing.TB) []goodCase {
 	longDir := strings.Repeat("d", 200)
-	tests := []struct {
-		name     string
-		data     []byte
-		want     map[string]string
-		format   Format
-		stripped string
-	}{
+	return []goodCase{
 		{
 			name:   "flat tar",
 			data:   makeTar(t, model, tent{name: "labels.txt", body: "cat\ndog\n"}, tent{name: "model.sig", body: "{}"}),
@@ -169,7 +170,11 @@ func TestExtractGood(t *testing.T) {
 			stripped: "resnet",
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestExtractGood(t *testing.T) {
+	t.Parallel()
+	for _, tt := range goodCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dest, m, err := extractTo(t, tt.data, testLimits())
@@ -206,8 +211,14 @@ func TestExtractGood(t *testing.T) {
 	}
 }
 
-func TestExtractBad(t *testing.T) {
-	t.Parallel()
+type badCase struct {
+	name string
+	data []byte
+	lim  *Limits
+	want error
+}
+
+func badCases(t testing.TB) []badCase {
 	zeros := make([]byte, 8<<20)
 	lim := func(f func(*Limits)) *Limits { l := testLimits(); f(&l); return &l }
 	long := strings.Repeat("x", 256)
@@ -216,12 +227,7 @@ func TestExtractBad(t *testing.T) {
 		return rawTar(rawTarBlock("PaxHeader", tar.TypeXHeader, len(rec)), []byte(rec),
 			rawTarBlock("innocent.txt", tar.TypeReg, 1), []byte("x"))
 	}
-	tests := []struct {
-		name string
-		data []byte
-		lim  *Limits
-		want error
-	}{
+	return []badCase{
 		{"empty upload", nil, nil, ErrUnsupportedArchive},
 		{"not an archive", []byte("hello, world"), nil, ErrUnsupportedArchive},
 		{"gzip of not a tar", gzipped(t, []byte("hello")), nil, ErrUnsupportedArchive},
@@ -285,7 +291,11 @@ func TestExtractBad(t *testing.T) {
 		{"zip upload too large", makeZip(t, zent{name: "a", body: strings.Repeat("x", 10000)}), lim(func(l *Limits) { l.MaxArchiveBytes = 100 }), ErrArchiveTooLarge},
 		{"empty zip", makeZip(t), nil, ErrEmptyArchive},
 	}
-	for _, tt := range tests {
+}
+
+func TestExtractBad(t *testing.T) {
+	t.Parallel()
+	for _, tt := range badCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := testLimits()
