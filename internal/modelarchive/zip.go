@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,7 +46,7 @@ func (x *extractor) zip(r io.Reader, dest string) (err error) {
 	if len(zr.File) > x.lim.MaxFiles {
 		return fmt.Errorf("%w: %d zip entries, limit %d", ErrTooManyFiles, len(zr.File), x.lim.MaxFiles)
 	}
-	if err := checkOverlap(zr.File); err != nil {
+	if err := checkOverlap(zr.File, size); err != nil {
 		return err
 	}
 	x.compressed = cra.count
@@ -110,7 +111,7 @@ func (x *extractor) checkDirectory(f *os.File, size int64) error {
 		}
 		off := binary.LittleEndian.Uint64(l[8:])
 		var rec [56]byte
-		if off > uint64(size) {
+		if off > math.MaxInt64 || int64(off) > size-int64(len(rec)) {
 			return fmt.Errorf("%w: zip64 record out of range", ErrCorruptArchive)
 		}
 		if _, err := f.ReadAt(rec[:], int64(off)); err != nil || string(rec[:4]) != "PK\x06\x06" {
@@ -119,7 +120,7 @@ func (x *extractor) checkDirectory(f *os.File, size int64) error {
 		entries = binary.LittleEndian.Uint64(rec[32:])
 		dirSize = binary.LittleEndian.Uint64(rec[40:])
 	}
-	if entries > uint64(x.lim.MaxFiles) {
+	if entries > math.MaxInt32 || int(entries) > x.lim.MaxFiles {
 		return fmt.Errorf("%w: the zip directory lists %d entries, limit %d", ErrTooManyFiles, entries, x.lim.MaxFiles)
 	}
 	// A directory record is 46 bytes plus a name (≤ 1024 bytes here) and
@@ -127,7 +128,7 @@ func (x *extractor) checkDirectory(f *os.File, size int64) error {
 	// use. archive/zip reads records until one lacks the signature, so this
 	// only bounds honest-looking archives; the entry count check after
 	// parsing catches the rest.
-	if maxDir := uint64(x.lim.MaxFiles) * 4096; dirSize > maxDir {
+	if dirSize > math.MaxInt32*4096 || int64(dirSize) > int64(x.lim.MaxFiles)*4096 {
 		return fmt.Errorf("%w: zip directory of %d bytes", ErrTooManyFiles, dirSize)
 	}
 	return nil
@@ -136,7 +137,7 @@ func (x *extractor) checkDirectory(f *os.File, size int64) error {
 // checkOverlap refuses entries whose data ranges overlap: the trick of
 // non-recursive zip bombs, where many entries inflate the same compressed
 // bytes.
-func checkOverlap(files []*zip.File) error {
+func checkOverlap(files []*zip.File, size int64) error {
 	type span struct {
 		name       string
 		start, end int64
@@ -149,6 +150,9 @@ func checkOverlap(files []*zip.File) error {
 		off, err := f.DataOffset()
 		if err != nil {
 			return entryErr(f.Name, classifyReadErr("read zip local header", err))
+		}
+		if f.CompressedSize64 > math.MaxInt64 || int64(f.CompressedSize64) > size-off {
+			return entryErr(f.Name, fmt.Errorf("%w: data extends past the end of the archive", ErrCorruptArchive))
 		}
 		// The local header (30 bytes + name + extra) precedes the data and
 		// must not overlap the previous entry either; 30 bytes is its minimum.
