@@ -27,25 +27,25 @@ const (
 
 // File is one regular file of an extracted model directory.
 type File struct {
-	Path    string      // relative POSIX path inside the model directory
-	Size    int64       // bytes written, counted while copying
-	Content ContentKind // what the first bytes look like (see Sniff)
+	Path    string      `json:"path"`              // relative POSIX path inside the model directory
+	Size    int64       `json:"size"`              // bytes written, counted while copying
+	Content ContentKind `json:"content,omitempty"` // what the first bytes look like (see Sniff)
 }
 
 // Manifest describes what Extract wrote.
 type Manifest struct {
-	Format Format
+	Format Format `json:"format"`
 	// Files are the regular files, sorted by path components (the order of
 	// the OpenSSF model-signing manifest). Directories are not listed: a
 	// model directory is its files.
-	Files []File
+	Files []File `json:"files"`
 	// TotalBytes is the sum of the file sizes.
-	TotalBytes int64
+	TotalBytes int64 `json:"total_bytes"`
 	// ArchiveBytes is how many bytes of the upload were read.
-	ArchiveBytes int64
+	ArchiveBytes int64 `json:"archive_bytes"`
 	// Stripped is the single top-level directory that wrapped everything
 	// and was removed ("" when none).
-	Stripped string
+	Stripped string `json:"stripped,omitempty"`
 }
 
 const (
@@ -250,6 +250,9 @@ func (x *extractor) admit(raw string, dir bool) (string, error) {
 	if err := x.ctx.Err(); err != nil {
 		return "", err
 	}
+	if err := x.count(raw); err != nil {
+		return "", err
+	}
 	name, root, err := cleanName(raw, x.lim.MaxDepth)
 	if err != nil {
 		return "", entryErr(raw, err)
@@ -259,10 +262,6 @@ func (x *extractor) admit(raw string, dir bool) (string, error) {
 			return "", entryErr(raw, fmt.Errorf("%w: a file named like the archive root", ErrInvalidName))
 		}
 		return "", nil
-	}
-	x.entries++
-	if x.entries > x.lim.MaxFiles {
-		return "", entryErr(raw, fmt.Errorf("%w: limit %d", ErrTooManyFiles, x.lim.MaxFiles))
 	}
 	parts := strings.Split(name, "/")
 	for i := 1; i < len(parts); i++ {
@@ -288,6 +287,17 @@ func (x *extractor) admit(raw string, dir bool) (string, error) {
 	}
 	x.seen[key] = seenEntry{path: name, dir: dir, explicit: true}
 	return name, nil
+}
+
+// count counts every entry against MaxFiles, including those that write
+// nothing (the archive root, PAX global headers), so that no kind of entry
+// can repeat without bound.
+func (x *extractor) count(raw string) error {
+	x.entries++
+	if x.entries > x.lim.MaxFiles {
+		return entryErr(raw, fmt.Errorf("%w: limit %d", ErrTooManyFiles, x.lim.MaxFiles))
+	}
+	return nil
 }
 
 func (x *extractor) mkdir(name string) error {

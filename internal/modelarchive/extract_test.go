@@ -156,6 +156,23 @@ func goodCases(t testing.TB) []goodCase {
 			format: FormatTar,
 		},
 		{
+			name: "GNU long names",
+			data: func() []byte {
+				var buf bytes.Buffer
+				tw := tar.NewWriter(&buf)
+				name := "resnet/" + longDir + "/w.bin"
+				_ = tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Size: 1, Mode: 0o644, Format: tar.FormatGNU})
+				_, _ = tw.Write([]byte("w"))
+				_ = tw.WriteHeader(&tar.Header{Name: "resnet/model.onnx", Typeflag: tar.TypeReg, Size: 1, Mode: 0o644, Format: tar.FormatGNU})
+				_, _ = tw.Write([]byte("m"))
+				_ = tw.Close()
+				return buf.Bytes()
+			}(),
+			want:     map[string]string{longDir + "/w.bin": "w", "model.onnx": "m"},
+			format:   FormatTar,
+			stripped: "resnet",
+		},
+		{
 			name:   "flat zip",
 			data:   makeZip(t, zent{name: "model.onnx", body: "m"}, zent{name: "labels.txt", body: "l"}),
 			want:   map[string]string{"model.onnx": "m", "labels.txt": "l"},
@@ -235,6 +252,12 @@ func badCases(t testing.TB) []badCase {
 		{"truncated tar", makeTar(t, tent{name: "model.onnx", body: strings.Repeat("m", 5000)})[:2048], nil, ErrCorruptArchive},
 		{"truncated tar.gz", gzipped(t, makeTar(t, model))[:40], nil, ErrCorruptArchive},
 		{"trailing data", append(makeTar(t, model), []byte("garbage")...), nil, ErrTrailingData},
+		{"gzip trailing junk", append(gzipped(t, makeTar(t, model)), "junk"...), nil, ErrCorruptArchive},
+		{"tar directory with content", rawTar(rawTarBlock("d/", tar.TypeDir, 5), []byte("hello")), nil, ErrUnsupportedEntry},
+		{"tar empty name", rawTar(rawTarBlock("", tar.TypeReg, 1), []byte("x")), nil, ErrInvalidName},
+		{"tar dotdot at the end", makeTar(t, tent{name: "./x/..", body: "x"}), nil, ErrPathTraversal},
+		{"tar file named like the root", rawTar(rawTarBlock("./", tar.TypeReg, 1), []byte("x")), nil, ErrInvalidName},
+		{"too many root entries", makeTar(t, tent{name: "./"}, tent{name: "./"}, tent{name: "./"}, model), lim(func(l *Limits) { l.MaxFiles = 3 }), ErrTooManyFiles},
 		{"tar absolute", makeTar(t, tent{name: "/etc/passwd", body: "x"}), nil, ErrAbsolutePath},
 		{"tar dotdot", makeTar(t, tent{name: "../x", body: "x"}), nil, ErrPathTraversal},
 		{"tar inner dotdot", makeTar(t, tent{name: "a/../../x", body: "x"}), nil, ErrPathTraversal},
@@ -270,6 +293,8 @@ func badCases(t testing.TB) []badCase {
 		{"upload too large", makeTar(t, tent{name: "a", body: strings.Repeat("x", 10000)}), lim(func(l *Limits) { l.MaxArchiveBytes = 4096 }), ErrArchiveTooLarge},
 		{"gzip bomb", gzipped(t, makeTar(t, tent{name: "model.onnx", body: string(zeros)})), nil, ErrCompressionRatio},
 
+		{"zip empty name", makeZip(t, zent{name: "", body: "x"}), nil, ErrInvalidName},
+		{"zip directory with content", bytes.ReplaceAll(makeZip(t, zent{name: "dx", body: "x"}), []byte("dx"), []byte("d/")), nil, ErrUnsupportedEntry},
 		{"zip absolute", makeZip(t, zent{name: "/abs", body: "x"}), nil, ErrAbsolutePath},
 		{"zip dotdot", makeZip(t, zent{name: "../x", body: "x"}), nil, ErrPathTraversal},
 		{"zip backslash", makeZip(t, zent{name: `..\x`, body: "x"}), nil, ErrInvalidName},
@@ -402,6 +427,54 @@ func TestCleanName(t *testing.T) {
 		got, root, err := cleanName(tt.raw, 16)
 		if !errors.Is(err, tt.err) || got != tt.want || root != tt.root {
 			t.Errorf("cleanName(%q) = %q, %v, %v; want %q, %v, %v", tt.raw, got, root, err, tt.want, tt.root, tt.err)
+		}
+	}
+}
+
+// failingReader returns data then err, as an interrupted upload does.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+func TestExtractInterrupted(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("w", 300000)
+	errGone := errors.New("client went away")
+	for _, data := range [][]byte{
+		makeTar(t, model, tent{name: "w.bin", body: big}),
+		gzipped(t, makeTar(t, model, tent{name: "w.bin", body: big})),
+		makeZip(t, zent{name: "model.onnx", body: "m"}, zent{name: "w.bin", body: big}),
+	} {
+		dest := filepath.Join(t.TempDir(), "m")
+		_, err := Extract(context.Background(), &failingReader{data: data[:len(data)/2], err: errGone}, dest, testLimits())
+		if !errors.Is(err, errGone) || !errors.Is(err, ErrCorruptArchive) {
+			t.Errorf("err = %v, want the upload's error as a corrupt archive", err)
+		}
+		assertNothingLeft(t, dest)
+	}
+}
+
+func TestExtractExactArchiveLimit(t *testing.T) {
+	t.Parallel()
+	for _, data := range [][]byte{makeTar(t, model), makeZip(t, zent{name: "model.onnx", body: "m"})} {
+		l := testLimits()
+		l.MaxArchiveBytes = int64(len(data))
+		if _, _, err := extractTo(t, data, l); err != nil {
+			t.Errorf("archive of exactly the limit: %v", err)
+		}
+		l.MaxArchiveBytes--
+		if _, _, err := extractTo(t, data, l); !errors.Is(err, ErrArchiveTooLarge) {
+			t.Errorf("archive one byte over the limit: %v", err)
 		}
 	}
 }

@@ -83,12 +83,18 @@ func (x *extractor) tarEntry(tr *tar.Reader, hdr *tar.Header) error {
 		}
 		return x.writeFile(name, hdr.Size, tr)
 	case tar.TypeDir:
+		if hdr.Size != 0 {
+			return entryErr(hdr.Name, fmt.Errorf("%w: directory with %d bytes of content", ErrUnsupportedEntry, hdr.Size))
+		}
 		name, err := x.admit(hdr.Name, true)
 		if err != nil || name == "" {
 			return err
 		}
 		return x.mkdir(name)
 	case tar.TypeXGlobalHeader:
+		if err := x.count(hdr.Name); err != nil {
+			return err
+		}
 		for k := range hdr.PAXRecords {
 			if !paxBenign[k] {
 				return entryErr(hdr.Name, fmt.Errorf("%w: global PAX header record %s", ErrUnsupportedEntry, printable(k)))

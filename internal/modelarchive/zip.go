@@ -179,6 +179,8 @@ func (x *extractor) zipEntry(f *zip.File, cra *countingReaderAt) error {
 		return entryErr(f.Name, fmt.Errorf("%w: mode %v", ErrUnsupportedEntry, mode))
 	case f.Flags&0x1 != 0:
 		return entryErr(f.Name, fmt.Errorf("%w: encrypted", ErrUnsupportedEntry))
+	case dir && f.UncompressedSize64 != 0:
+		return entryErr(f.Name, fmt.Errorf("%w: directory with %d bytes of content", ErrUnsupportedEntry, f.UncompressedSize64))
 	case !dir && f.Method != zip.Store && f.Method != zip.Deflate:
 		return entryErr(f.Name, fmt.Errorf("%w: compression method %d", ErrUnsupportedEntry, f.Method))
 	}
