@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
@@ -309,6 +310,15 @@ func badCases(t testing.TB) []badCase {
 			CompressedSize64: 1, UncompressedSize64: 1 << 40}, data: []byte("x")}), nil, ErrFileTooLarge},
 		{"zip bomb", makeZip(t, zent{raw: &zip.FileHeader{Name: "model.onnx", Method: zip.Deflate,
 			CRC32: crc(zeros), CompressedSize64: uint64(len(deflate(t, zeros))), UncompressedSize64: uint64(len(zeros))}, data: deflate(t, zeros)}), nil, ErrCompressionRatio},
+		{"zip directory count lies", func() []byte {
+			b := overlappingZip([]byte("shared"), 5)
+			binary.LittleEndian.PutUint16(b[len(b)-22+8:], 1)
+			binary.LittleEndian.PutUint16(b[len(b)-22+10:], 1)
+			return b
+		}(), lim(func(l *Limits) { l.MaxFiles = 3 }), ErrTooManyFiles},
+		{"zip huge extra field", makeZip(t, zent{raw: &zip.FileHeader{Name: "model.onnx", Method: zip.Store, CRC32: crc([]byte("m")),
+			CompressedSize64: 1, UncompressedSize64: 1, Extra: append([]byte{0xfe, 0xca, 0xcc, 0x07}, make([]byte, 1996)...)}, data: []byte("m")}), nil, ErrUnsupportedEntry},
+		{"zip long name", makeZip(t, zent{name: strings.Repeat("a/", 600) + "x", body: "x"}), lim(func(l *Limits) { l.MaxDepth = 512 }), ErrNameTooLong},
 		{"zip overlapping entries", overlappingZip([]byte("shared"), 3), nil, ErrOverlappingEntries},
 		{"zip encrypted", makeZip(t, zent{raw: &zip.FileHeader{Name: "a", Method: zip.Store, Flags: 1, CompressedSize64: 1, UncompressedSize64: 1}, data: []byte("x")}), nil, ErrUnsupportedEntry},
 		{"zip unknown method", makeZip(t, zent{raw: &zip.FileHeader{Name: "a", Method: 99, CompressedSize64: 1, UncompressedSize64: 1}, data: []byte("x")}), nil, ErrUnsupportedEntry},

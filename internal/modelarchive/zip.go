@@ -2,6 +2,8 @@ package modelarchive
 
 import (
 	"archive/zip"
+	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -80,10 +82,11 @@ func (x *extractor) spool(dst *os.File, r io.Reader) (int64, error) {
 	}
 }
 
-// checkDirectory reads the end-of-central-directory record before
-// archive/zip does, because archive/zip allocates one record per directory
-// entry up front: an archive claiming millions of tiny entries is refused
-// here, before it costs memory.
+// checkDirectory walks the central directory before archive/zip does,
+// because archive/zip keeps every directory record in memory and reads
+// records until one lacks the signature, whatever count the end record
+// claims: an archive of millions of tiny records, or of records with huge
+// extra fields or comments, is refused here, in constant memory.
 func (x *extractor) checkDirectory(f *os.File, size int64) error {
 	const eocdLen, maxComment = 22, 1<<16 - 1
 	tailLen := min(size, eocdLen+maxComment)
@@ -91,22 +94,22 @@ func (x *extractor) checkDirectory(f *os.File, size int64) error {
 	if _, err := f.ReadAt(tail, size-tailLen); err != nil {
 		return classifyReadErr("read zip directory", err)
 	}
-	i := strings.LastIndex(string(tail), "PK\x05\x06")
+	i := bytes.LastIndex(tail, []byte("PK\x05\x06"))
 	if i < 0 || len(tail)-i < eocdLen {
 		return fmt.Errorf("%w: no zip end-of-directory record", ErrCorruptArchive)
 	}
+	endPos := size - tailLen + int64(i)
 	eocd := tail[i:]
-	entries := uint64(binary.LittleEndian.Uint16(eocd[10:]))
 	dirSize := uint64(binary.LittleEndian.Uint32(eocd[12:]))
-	if entries == 0xffff || dirSize == 0xffffffff {
-		// Zip64: the real counts are in the zip64 record, which the
+	dirOffset := uint64(binary.LittleEndian.Uint32(eocd[16:]))
+	if binary.LittleEndian.Uint16(eocd[10:]) == 0xffff || dirSize == 0xffffffff || dirOffset == 0xffffffff {
+		// Zip64: the real values are in the zip64 end record, which the
 		// locator just before the end record points to.
-		loc := size - tailLen + int64(i) - 20
 		var l [20]byte
-		if loc < 0 {
+		if endPos < int64(len(l)) {
 			return fmt.Errorf("%w: zip64 locator missing", ErrCorruptArchive)
 		}
-		if _, err := f.ReadAt(l[:], loc); err != nil || string(l[:4]) != "PK\x06\x07" {
+		if _, err := f.ReadAt(l[:], endPos-int64(len(l))); err != nil || string(l[:4]) != "PK\x06\x07" {
 			return fmt.Errorf("%w: zip64 locator missing", ErrCorruptArchive)
 		}
 		off := binary.LittleEndian.Uint64(l[8:])
@@ -117,21 +120,53 @@ func (x *extractor) checkDirectory(f *os.File, size int64) error {
 		if _, err := f.ReadAt(rec[:], int64(off)); err != nil || string(rec[:4]) != "PK\x06\x06" {
 			return fmt.Errorf("%w: zip64 record missing", ErrCorruptArchive)
 		}
-		entries = binary.LittleEndian.Uint64(rec[32:])
+		endPos = int64(off)
 		dirSize = binary.LittleEndian.Uint64(rec[40:])
+		dirOffset = binary.LittleEndian.Uint64(rec[48:])
 	}
-	if entries > math.MaxInt32 || int(entries) > x.lim.MaxFiles {
-		return fmt.Errorf("%w: the zip directory lists %d entries, limit %d", ErrTooManyFiles, entries, x.lim.MaxFiles)
+	if dirSize > math.MaxInt64 || dirOffset > math.MaxInt64 {
+		return fmt.Errorf("%w: zip directory out of range", ErrCorruptArchive)
 	}
-	// A directory record is 46 bytes plus a name (≤ 1024 bytes here) and
-	// extra fields and comment; 4 KiB each is far more than real archives
-	// use. archive/zip reads records until one lacks the signature, so this
-	// only bounds honest-looking archives; the entry count check after
-	// parsing catches the rest.
-	if dirSize > math.MaxInt32*4096 || int64(dirSize) > int64(x.lim.MaxFiles)*4096 {
-		return fmt.Errorf("%w: zip directory of %d bytes", ErrTooManyFiles, dirSize)
+	// archive/zip starts at endPos-dirSize (allowing for data prepended to
+	// the archive) or, when a record is there, at dirOffset: walk both.
+	for _, start := range []int64{endPos - int64(dirSize), int64(dirOffset)} {
+		if start < 0 || start >= size {
+			continue
+		}
+		if err := x.walkDirectory(io.NewSectionReader(f, start, size-start)); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// maxZipRecordExtra bounds the extra fields plus comment of one directory
+// record (real archives use well under 100 bytes), so that MaxFiles records
+// cannot hold more than a few KiB each in memory.
+const maxZipRecordExtra = 1024
+
+func (x *extractor) walkDirectory(r io.Reader) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var rec [46]byte
+	for n := 0; ; n++ {
+		if _, err := io.ReadFull(br, rec[:]); err != nil || string(rec[:4]) != "PK\x01\x02" {
+			return nil // the end of the records, as archive/zip sees it
+		}
+		if n >= x.lim.MaxFiles {
+			return fmt.Errorf("%w: the zip directory holds more than %d entries", ErrTooManyFiles, x.lim.MaxFiles)
+		}
+		nameLen := int(binary.LittleEndian.Uint16(rec[28:]))
+		extraLen := int(binary.LittleEndian.Uint16(rec[30:])) + int(binary.LittleEndian.Uint16(rec[32:]))
+		if nameLen > maxNameBytes {
+			return fmt.Errorf("%w: a zip directory record has a name of %d bytes, limit %d", ErrNameTooLong, nameLen, maxNameBytes)
+		}
+		if extraLen > maxZipRecordExtra {
+			return fmt.Errorf("%w: a zip directory record has %d bytes of extra fields and comment, limit %d", ErrUnsupportedEntry, extraLen, maxZipRecordExtra)
+		}
+		if _, err := br.Discard(nameLen + extraLen); err != nil {
+			return nil
+		}
+	}
 }
 
 // checkOverlap refuses entries whose data ranges overlap: the trick of
