@@ -16,6 +16,10 @@ func (x *extractor) tarGz(r io.Reader) error {
 		return classifyReadErr("read gzip header", err)
 	}
 	defer zr.Close() //nolint:errcheck // a gzip.Reader's Close only reports earlier errors, already seen
+	// Every decompressed byte counts against the ratio, tar headers and
+	// padding included, not only file contents: a stream of huge PAX
+	// headers costs CPU too.
+	var in io.Reader = &ratioReader{r: zr, compressed: x.compressed, max: x.lim.MaxRatio}
 	// Peek through a small buffer to check that the gzip holds a tar: a
 	// gzip-compressed anything else gets a clear message, not a tar error.
 	// io.ReadFull would report a truncated gzip and a short but complete
@@ -23,7 +27,7 @@ func (x *extractor) tarGz(r io.Reader) error {
 	var head [512]byte
 	n := 0
 	for n < len(head) {
-		k, err := zr.Read(head[n:])
+		k, err := in.Read(head[n:])
 		n += k
 		if errors.Is(err, io.EOF) {
 			break
@@ -35,7 +39,7 @@ func (x *extractor) tarGz(r io.Reader) error {
 	if !isTarHeader(head[:n]) {
 		return fmt.Errorf("%w: the gzip stream does not hold a tar archive", ErrUnsupportedArchive)
 	}
-	return x.tar(io.MultiReader(bytes.NewReader(head[:n]), zr))
+	return x.tar(io.MultiReader(bytes.NewReader(head[:n]), in))
 }
 
 // paxBenign are the PAX records a global header may carry: metadata that
@@ -136,4 +140,23 @@ func drainTrailer(r io.Reader) error {
 			return classifyReadErr("read archive end", err)
 		}
 	}
+}
+
+// ratioReader fails once more than max bytes per compressed byte have come
+// out of r (after the first ratioFloor bytes).
+type ratioReader struct {
+	r          io.Reader
+	compressed func() int64
+	n, max     int64
+}
+
+func (r *ratioReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if r.n > ratioFloor {
+		if c := r.compressed(); c <= 0 || r.n/c > r.max {
+			return n, fmt.Errorf("%w: %d bytes from %d, limit %d:1", ErrCompressionRatio, r.n, c, r.max)
+		}
+	}
+	return n, err
 }
