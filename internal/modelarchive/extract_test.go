@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -292,7 +293,14 @@ func badCases(t testing.TB) []badCase {
 		{"total too large", makeTar(t, tent{name: "a", body: "0123456789"}, tent{name: "b", body: "0123456789"}), lim(func(l *Limits) { l.MaxTotalBytes = 15 }), ErrTotalTooLarge},
 		{"too deep", makeTar(t, tent{name: "a/b/c/d/e", body: "x"}), lim(func(l *Limits) { l.MaxDepth = 4 }), ErrTooDeep},
 		{"upload too large", makeTar(t, tent{name: "a", body: strings.Repeat("x", 10000)}), lim(func(l *Limits) { l.MaxArchiveBytes = 4096 }), ErrArchiveTooLarge},
-		{"gzip bomb in the padding", gzipped(t, append(makeTar(t, model), zeros...)), nil, ErrCompressionRatio},
+		{"gzip bomb in the padding", gzipped(t, append(makeTar(t, model), zeros...)), nil, ErrTrailingData},
+		{"gzip bomb in PAX headers", gzipped(t, makeTar(t, func() []tent {
+			var ents []tent
+			for i := range 20 {
+				ents = append(ents, tent{name: "f" + strconv.Itoa(i) + ".txt", pax: map[string]string{"comment": strings.Repeat("a", 512<<10)}})
+			}
+			return ents
+		}()...)), nil, ErrCompressionRatio},
 		{"gzip bomb", gzipped(t, makeTar(t, tent{name: "model.onnx", body: string(zeros)})), nil, ErrCompressionRatio},
 
 		{"zip empty name", makeZip(t, zent{name: "", body: "x"}), nil, ErrInvalidName},
