@@ -17,6 +17,22 @@
 // TensorFlow SavedModel, scripts, native libraries) are refused by name and by
 // content.
 //
+// What callers (the registry) must do: give every upload a fresh
+// destination inside a private staging directory on the same filesystem as
+// the store, and empty that directory at startup (a process killed
+// mid-upload cannot clean up after itself); bound the request body before
+// Extract and map the sentinel errors to responses (limits → 413, names,
+// types, duplicates and corrupt archives → 400 or 422, ctx errors → the
+// client went away, anything else → 500: disk full arrives as a plain
+// wrapped syscall error); run CheckFiles, then verify the signature over
+// exactly Manifest.Files; fsync what it keeps (Extract does not, as the
+// unpacked files are only a staging copy).
+//
+// Not handled: Unicode normalisation (NFC/NFD names that collide on macOS
+// filesystems are both accepted), and data between or before zip entries
+// that no directory record points to (it is never extracted, so it is
+// ignored).
+//
 // The package never follows a link, never writes outside its destination, never
 // trusts a size read from an archive header, and performs no network I/O.
 package modelarchive

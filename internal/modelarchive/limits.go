@@ -8,6 +8,8 @@ import (
 // Limits bound what an upload may unpack to. Every field must be positive.
 type Limits struct {
 	// MaxArchiveBytes bounds the upload itself (the compressed bytes read).
+	// A zip is spooled to disk first, so it may use MaxArchiveBytes plus
+	// MaxTotalBytes of disk while it is extracted.
 	MaxArchiveBytes int64
 	// MaxFiles bounds the number of entries, files and directories alike.
 	MaxFiles int
