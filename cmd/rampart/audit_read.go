@@ -175,9 +175,10 @@ type recordPage struct {
 }
 
 // readRecords gets one page of records with query q and copies its lines
-// to out as they are. With skipOwn it leaves out the record of this very
-// read (its request id is the answer's X-Request-Id), so a follower does
-// not print its own polling.
+// to out as they are. With skipOwn it leaves out the records of this
+// session's own reads (by the request ids of their answers'
+// X-Request-Id), so a follower does not print its own polling: a read is
+// recorded before it is answered, so its record comes in a later page.
 func (s *session) readRecords(ctx context.Context, q url.Values, out io.Writer, skipOwn bool) (recordPage, error) {
 	var page recordPage
 	err := s.getStream(ctx, recordsPath+"?"+q.Encode(), func(res *http.Response) error {
@@ -207,7 +208,7 @@ func (s *session) readRecords(ctx context.Context, q url.Values, out io.Writer, 
 			}
 			page.lines++
 			page.last = rec.Seq
-			if skipOwn && own != "" && rec.RequestID == own {
+			if skipOwn && rec.RequestID != "" && (rec.RequestID == own || s.ownReads[rec.RequestID]) {
 				continue
 			}
 			if _, err := out.Write(append(bytes.TrimSpace(line), '\n')); err != nil {
@@ -217,10 +218,19 @@ func (s *session) readRecords(ctx context.Context, q url.Values, out io.Writer, 
 		if err := sc.Err(); err != nil {
 			return fmt.Errorf("GET %s: %w", recordsPath, err)
 		}
+		if skipOwn && own != "" {
+			if s.ownReads == nil || len(s.ownReads) >= maxOwnReads {
+				s.ownReads = make(map[string]bool) // long past: their records were printed or skipped
+			}
+			s.ownReads[own] = true
+		}
 		return nil
 	})
 	return page, err
 }
+
+// maxOwnReads bounds the request ids a follower remembers.
+const maxOwnReads = 10_000
 
 // getStream sends GET path with the stored login's access token and
 // hands a 2xx response to read, without the size limit of do: exports

@@ -193,7 +193,8 @@ type session struct {
 	stderr      io.Writer
 	insecure    bool
 	discovered  *discovery
-	justRefresh bool // the access token was refreshed during this command
+	justRefresh bool            // the access token was refreshed during this command
+	ownReads    map[string]bool // request ids of this session's audit reads (audit tail)
 }
 
 // openSession builds the HTTP client for s.server (which must be set).
