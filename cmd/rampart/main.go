@@ -106,6 +106,7 @@ Usage:
   rampart audit resolve PSEUDONYM        whom a pseudonym stands for (auditor)
   rampart account export                 everything the server holds about you, as JSON
   rampart model sign|verify --key PEM DIR sign a model directory (OpenSSF model signing); verify one offline
+  rampart model keys add|list|revoke|delete  the signer keys the registry trusts per domain (admin)
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)

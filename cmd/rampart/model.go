@@ -17,7 +17,7 @@ import (
 )
 
 const (
-	modelSynopsis       = "rampart model sign|verify [flags] DIR"
+	modelSynopsis       = "rampart model sign|verify [flags] DIR | rampart model keys add|list|revoke|delete"
 	modelSignSynopsis   = "rampart model sign --key PRIVATE.pem DIR\n\nWrites DIR/" + modelsign.SignatureFile + ": an OpenSSF Model Signing v1.0 signature of every file in DIR\n(ECDSA P-256/P-384/P-521 or Ed25519 key, unencrypted PEM: PKCS#8 or SEC 1)."
 	modelVerifySynopsis = "rampart model verify --key PUBLIC.pem [--signature FILE] DIR\n\nChecks DIR against its OpenSSF Model Signing signature, offline.\nExit status: 0 verified; 1 not verified (the problem is named); 2 a wrong command line."
 )
@@ -26,6 +26,7 @@ func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	return runAccessSubcommand(ctx, modelSynopsis, []accessSubcommand{
 		{"sign", "sign a model directory with a private key (writes DIR/model.sig)", modelSign},
 		{"verify", "verify a model directory's signature with a public key", modelVerify},
+		{"keys", "manage the signer keys the registry trusts per domain (admin)", modelKeysCmd},
 	}, args, stdout, stderr, env)
 }
 

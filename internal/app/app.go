@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/identity/hashworker"
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/pki"
+	"github.com/rampart-ml/rampart/internal/registry"
 	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
@@ -155,6 +156,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	id.accounts.Mount(a.api)
 	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory, Recorder: a.recorder})
 	a.authz.Mount(a.api)
+	keys := registry.NewKeysAPI(registry.KeysOptions{Store: a.store, Recorder: a.recorder})
+	keys.Mount(a.api)
 	a.mountAudit()
 
 	h := cfg.HTTP
