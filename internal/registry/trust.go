@@ -1,7 +1,7 @@
 // Package registry is the model registry: models, their immutable signed
 // versions, the signer keys trusted per domain, and admission (see
-// docs/REGISTRY.md). This file holds the trust
-// policy: which keys may sign a model of a given domain.
+// docs/REGISTRY.md). This file holds the trust policy: which keys may sign
+// a model of a given domain.
 package registry
 
 import (
