@@ -8,6 +8,7 @@ package registry
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -99,6 +100,20 @@ func CardFromONNX(m onnxmeta.Model) ModelCard {
 	c.Inputs = conv(m.Inputs)
 	c.Outputs = conv(m.Outputs)
 	return c
+}
+
+// CardFromMetadataJSON is CardFromONNX of a version's stored metadata
+// (store.ModelVersion.Metadata: an onnxmeta.Model as JSON). Empty metadata
+// gives an empty card.
+func CardFromMetadataJSON(metadata string) (ModelCard, error) {
+	if metadata == "" {
+		return ModelCard{}, nil
+	}
+	var m onnxmeta.Model
+	if err := json.Unmarshal([]byte(metadata), &m); err != nil {
+		return ModelCard{}, fmt.Errorf("%w: metadata: %w", ErrSBOMInput, err)
+	}
+	return CardFromONNX(m), nil
 }
 
 // SBOMInput is what an ML-BOM is built from: rows the registry stores.
@@ -236,10 +251,17 @@ func checkSBOMInput(in SBOMInput) error {
 		bad("subject digest %q is not SHA-256 hex", v.SubjectDigest)
 	}
 	found := false
+	seen := make(map[string]bool, len(v.Files))
 	for _, f := range v.Files {
 		if f.Path == v.ModelFile {
 			found = true
 		}
+		if f.Path == "" {
+			bad("a file without a path")
+		} else if seen[f.Path] {
+			bad("file %q listed twice", f.Path)
+		}
+		seen[f.Path] = true
 		if !isSHA256Hex(f.Digest) {
 			bad("file %q: digest %q is not SHA-256 hex", f.Path, f.Digest)
 		}

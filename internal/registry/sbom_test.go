@@ -324,6 +324,8 @@ func TestBuildSBOMInvalid(t *testing.T) {
 		{"short digest", func(in *SBOMInput) { in.Version.Files[1].Digest = "abcd" }},
 		{"negative size", func(in *SBOMInput) { in.Version.Files[2].Size = -1 }},
 		{"model file missing", func(in *SBOMInput) { in.Version.ModelFile = "other.onnx" }},
+		{"duplicate path", func(in *SBOMInput) { in.Version.Files[0].Path = "model.onnx" }},
+		{"empty path", func(in *SBOMInput) { in.Version.Files[0].Path = "" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,4 +379,92 @@ func TestCardFromONNX(t *testing.T) {
 	if d := cmp.Diff([]cdx.MLInputOutputParameters{{Format: "x: INT64[]"}, {Format: "y: BYTES[*]"}}, *f); d != "" {
 		t.Errorf("formats (-want +got):\n%s", d)
 	}
+}
+
+func TestCardFromMetadataJSON(t *testing.T) {
+	t.Parallel()
+	m := onnxmeta.Model{IRVersion: 7, Opsets: []onnxmeta.Opset{{Version: 11}},
+		Inputs: []onnxmeta.Value{{Name: "a", Kind: onnxmeta.KindTensor, Datatype: "FP16", RankKnown: true, Shape: []int64{2}}}}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		in      string
+		want    ModelCard
+		wantErr bool
+	}{
+		{"empty", "", ModelCard{}, false},
+		{"onnxmeta JSON", string(raw), CardFromONNX(m), false},
+		{"not JSON", "{", ModelCard{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := CardFromMetadataJSON(tt.in)
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrSBOMInput)) {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("card (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// FuzzBuildSBOM: names, paths and ONNX strings come from uploaders; whatever
+// they hold, the BOM encodes to JSON that decodes back to the same strings.
+func FuzzBuildSBOM(f *testing.F) {
+	s := sbomSample(true)
+	f.Add(s.Model.Description, s.Version.Files[0].Path, s.Card.ProducerName, s.Card.Inputs[0].Name, s.OnboardedBy)
+	f.Add("<script>&\u2028", "a/../b", "\x00\xff", "\"", "")
+	f.Fuzz(func(t *testing.T, desc, path, producer, input, by string) {
+		in := sbomSample(true)
+		in.Model.Description = desc
+		in.Version.Files[0].Path = path
+		in.Card.ProducerName = producer
+		in.Card.Inputs[0].Name = input
+		in.OnboardedBy = by
+		bom, err := BuildSBOM(in)
+		if path == "" || path == in.Version.Files[1].Path || path == in.Version.Files[2].Path {
+			if !errors.Is(err, ErrSBOMInput) {
+				t.Fatalf("BuildSBOM with file path %q: %v, want ErrSBOMInput", path, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("BuildSBOM: %v", err)
+		}
+		var buf bytes.Buffer
+		if err := EncodeSBOM(bom, &buf); err != nil {
+			t.Fatalf("EncodeSBOM: %v", err)
+		}
+		var back cdx.BOM
+		if err := cdx.NewBOMDecoder(&buf, cdx.BOMFileFormatJSON).Decode(&back); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		c := back.Metadata.Component
+		if desc != "" && c.Description != viaJSON(t, desc) {
+			t.Errorf("description %q came back as %q", desc, c.Description)
+		}
+		if got := (*c.Components)[0].Name; got != viaJSON(t, path) {
+			t.Errorf("path %q came back as %q", path, got)
+		}
+	})
+}
+
+// viaJSON is s after a trip through encoding/json, which replaces each
+// invalid UTF-8 byte with U+FFFD.
+func viaJSON(t *testing.T, s string) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
