@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rampart-ml/rampart/internal/artifact"
 	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/authz"
 	"github.com/rampart-ml/rampart/internal/config"
@@ -158,6 +159,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	a.authz.Mount(a.api)
 	keys := registry.NewKeysAPI(registry.KeysOptions{Store: a.store, Recorder: a.recorder})
 	keys.Mount(a.api)
+	if err := a.mountModels(); err != nil {
+		return nil, err
+	}
 	a.mountAudit()
 
 	h := cfg.HTTP
@@ -313,4 +317,28 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, started func(
 		started(a)
 	}
 	return a.Serve(ctx)
+}
+
+// mountModels opens the artifact store and a staging directory emptied
+// of what an earlier process left mid-upload, and mounts the model API.
+func (a *App) mountModels() error {
+	artDir, err := a.dir.MkdirPrivate(datadir.ArtifactsDir)
+	if err != nil {
+		return err
+	}
+	arts, err := artifact.NewFS(artDir, a.sealer)
+	if err != nil {
+		return fmt.Errorf("open artifact store: %w", err)
+	}
+	staging := a.dir.Path(datadir.StagingDir)
+	if err := os.RemoveAll(staging); err != nil {
+		return fmt.Errorf("empty staging directory: %w", err)
+	}
+	if staging, err = a.dir.MkdirPrivate(datadir.StagingDir); err != nil {
+		return err
+	}
+	registry.NewModelsAPI(registry.ModelsOptions{
+		Store: a.store, Artifacts: arts, Authz: a.authz, Recorder: a.recorder, StagingDir: staging,
+	}).Mount(a.api)
+	return nil
 }

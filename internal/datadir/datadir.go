@@ -21,8 +21,12 @@ import (
 
 // Names of well-known entries, relative to the data directory.
 const (
-	DatabaseFile         = "rampart.db"
-	TLSDir               = "tls"
+	DatabaseFile = "rampart.db"
+	TLSDir       = "tls"
+	// ArtifactsDir holds the encrypted model artefacts (internal/artifact).
+	ArtifactsDir = "artifacts"
+	// StagingDir holds uploads being unpacked; emptied at every start.
+	StagingDir           = "staging"
 	InitialAdminPassword = "initial-admin-password"
 	// KeysDir holds MasterKeyFile, the key every stored secret (signing
 	// keys, TOTP secrets) is sealed under.
