@@ -261,6 +261,26 @@ func TestAuditReadsNeedAuditor(t *testing.T) {
 	}
 	apptest.WantStatus(t, s.Do(t, "GET", "/api/v1/audit/records", "", nil), http.StatusUnauthorized)
 
+	// Refusals are queued (Submit): read once all four are committed.
+	var denials []string
+	for deadline := time.Now().Add(10 * time.Second); len(denials) < 4 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		denials = readDenials(t, s)
+	}
+	var want []string
+	for _, who := range []testUser{admin, user} {
+		want = append(want,
+			who.ID+" route GET /api/v1/audit/records denied forbidden",
+			who.ID+" route GET /api/v1/audit/pseudonyms/{pseudonym} denied forbidden")
+	}
+	if diff := cmp.Diff(want, denials); diff != "" {
+		t.Errorf("access.deny records (-want +got):\n%s", diff)
+	}
+}
+
+// readDenials returns the access.deny records as "subject kind id outcome
+// reason" lines.
+func readDenials(t *testing.T, s *apptest.Server) []string {
+	t.Helper()
 	var denials []string
 	s.InTx(t, func(ctx context.Context, tx store.Tx) error {
 		recs, err := tx.Audit().FindAuditRecords(ctx, store.AuditQuery{Limit: 1000})
@@ -279,15 +299,7 @@ func TestAuditReadsNeedAuditor(t *testing.T) {
 		}
 		return nil
 	})
-	var want []string
-	for _, who := range []testUser{admin, user} {
-		want = append(want,
-			who.ID+" route GET /api/v1/audit/records denied forbidden",
-			who.ID+" route GET /api/v1/audit/pseudonyms/{pseudonym} denied forbidden")
-	}
-	if diff := cmp.Diff(want, denials); diff != "" {
-		t.Errorf("access.deny records (-want +got):\n%s", diff)
-	}
+	return denials
 }
 
 // TestAuditResolvePseudonym: an auditor learns whom a pseudonym stands for
