@@ -191,7 +191,7 @@ type domainView struct {
 }
 
 func domainsList(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
-	return listCommand(ctx, args, stdout, stderr, env, "rampart domains list", domainsListSynopsis, "/api/v1/domains",
+	return listCommand(ctx, args, stdout, stderr, env, "rampart domains list", domainsListSynopsis, "/api/v1/domains", nil,
 		"No domains.", "NAME\tCREATED", func(d domainView) string { return d.Name + "\t" + formatTime(d.CreatedAt) })
 }
 
@@ -238,23 +238,35 @@ func (g grantView) describe() string {
 }
 
 func grantsList(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
-	return listCommand(ctx, args, stdout, stderr, env, "rampart grants list", grantsListSynopsis, "/api/v1/grants",
+	return listCommand(ctx, args, stdout, stderr, env, "rampart grants list", grantsListSynopsis, "/api/v1/grants", nil,
 		"No grants.", "ID\tSUBJECT KIND\tSUBJECT\tDOMAIN\tPRIVILEGE\tCREATED", func(g grantView) string {
 			return strings.Join([]string{g.ID, g.SubjectKind, g.SubjectID, g.Domain, g.Privilege, formatTime(g.CreatedAt)}, "\t")
 		})
 }
 
-// listCommand runs a list subcommand: GET path, then print the answer as
-// JSON (--json), as a table with header and one row per item, or empty
-// when there are none.
+// listFilter is an optional flag of a list subcommand that becomes the
+// query parameter of the same name when it is given.
+type listFilter struct{ name, usage string }
+
+// listCommand runs a list subcommand: GET path (with filter's query
+// parameter when filter is not nil and its flag is given), then print the
+// answer as JSON (--json), as a table with header and one row per item, or
+// empty when there are none.
 func listCommand[T any](ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool),
-	name, synopsis, path, empty, header string, row func(T) string) error {
+	name, synopsis, path string, filter *listFilter, empty, header string, row func(T) string) error {
 	var f clientFlags
 	fs := newFlagSet(name, synopsis, stdout)
 	f.register(fs)
+	var filterValue *string
+	if filter != nil {
+		filterValue = fs.String(filter.name, "", filter.usage)
+	}
 	asJSON := fs.Bool("json", false, "print the server's answer as JSON")
 	if done, err := parseFlags(fs, args); done || err != nil {
 		return err
+	}
+	if filterValue != nil && *filterValue != "" {
+		path += "?" + url.Values{filter.name: {*filterValue}}.Encode()
 	}
 	s, err := openAccessSession(&f, env, stderr)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -102,44 +101,12 @@ func modelKeysAdd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 }
 
 func modelKeysList(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
-	var f clientFlags
-	fs := newFlagSet("rampart model keys list", modelKeysListSynopsis, stdout)
-	f.register(fs)
-	domain := fs.String("domain", "", `only the keys of this domain ("*" for those of models without one)`)
-	asJSON := fs.Bool("json", false, "print the server's answer as JSON")
-	if done, err := parseFlags(fs, args); done || err != nil {
-		return err
-	}
-	path := "/api/v1/signer-keys"
-	if *domain != "" {
-		path += "?" + url.Values{"domain": {*domain}}.Encode()
-	}
-	s, err := openAccessSession(&f, env, stderr)
-	if err != nil {
-		return err
-	}
-	var raw json.RawMessage
-	if err := s.authorizedDo(ctx, http.MethodGet, path, nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeIndentedJSON(stdout, raw)
-	}
-	var keys []signerKeyView
-	if err := json.Unmarshal(raw, &keys); err != nil {
-		return fmt.Errorf("GET %s: the server's answer is not the JSON expected: %v", path, err)
-	}
-	if len(keys) == 0 {
-		fmt.Fprintln(stdout, "No signer keys.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tDOMAIN\tALGORITHM\tNOT BEFORE\tNOT AFTER\tREVOKED\tDESCRIPTION")
-	for _, k := range keys {
-		fmt.Fprintln(tw, strings.Join([]string{k.ID, k.Domain, k.Algorithm, formatTime(k.NotBefore), formatTime(k.NotAfter),
-			formatTime(k.RevokedAt), k.Description}, "\t"))
-	}
-	return tw.Flush()
+	return listCommand(ctx, args, stdout, stderr, env, "rampart model keys list", modelKeysListSynopsis, "/api/v1/signer-keys",
+		&listFilter{name: "domain", usage: `only the keys of this domain ("*" for those of models without one)`},
+		"No signer keys.", "ID\tDOMAIN\tALGORITHM\tNOT BEFORE\tNOT AFTER\tREVOKED\tDESCRIPTION", func(k signerKeyView) string {
+			return strings.Join([]string{k.ID, k.Domain, k.Algorithm, formatTime(k.NotBefore), formatTime(k.NotAfter),
+				formatTime(k.RevokedAt), k.Description}, "\t")
+		})
 }
 
 func modelKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
