@@ -262,10 +262,10 @@ func TestAuditReadsNeedAuditor(t *testing.T) {
 	apptest.WantStatus(t, s.Do(t, "GET", "/api/v1/audit/records", "", nil), http.StatusUnauthorized)
 
 	// Refusals are queued (Submit): read once all four are committed.
-	var denials []string
-	for deadline := time.Now().Add(10 * time.Second); len(denials) < 4 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		denials = readDenials(t, s)
-	}
+	s.WaitAuditRecords(t, "the 4 refusals", func(recs []store.AuditRecord) bool {
+		return apptest.CountAudit(recs, func(r store.AuditRecord) bool { return r.Action == "access.deny" }) >= 4
+	})
+	denials := readDenials(t, s)
 	var want []string
 	for _, who := range []testUser{admin, user} {
 		want = append(want,
@@ -383,20 +383,11 @@ func TestBadTokenFlood(t *testing.T) {
 	if st := s.App.Recorder().Stats(); st.Suppressed < 250 {
 		t.Errorf("%d refusals suppressed, want most of the 300", st.Suppressed)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		recorded := 0
-		for _, r := range s.AuditRecords(t, store.AuditQuery{}) {
-			if r.Action == "authn.refuse" {
-				recorded++
-			}
-		}
-		if recorded >= 1 && recorded <= 50 {
-			break
-		}
-		if recorded > 50 || time.Now().After(deadline) {
-			t.Fatalf("%d authn.refuse records for 300 bad tokens from one address", recorded)
-		}
-		time.Sleep(10 * time.Millisecond)
+	isRefusal := func(r store.AuditRecord) bool { return r.Action == "authn.refuse" }
+	recs := s.WaitAuditRecords(t, "an authn.refuse record", func(recs []store.AuditRecord) bool {
+		return apptest.CountAudit(recs, isRefusal) >= 1
+	})
+	if recorded := apptest.CountAudit(recs, isRefusal); recorded > 50 {
+		t.Fatalf("%d authn.refuse records for 300 bad tokens from one address", recorded)
 	}
 }

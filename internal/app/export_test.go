@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -51,20 +50,11 @@ func TestExportOwnData(t *testing.T) {
 		apptest.WantStatus(t, s.Do(t, "GET", "/api/v1/audit/records", who.Token, nil), http.StatusForbidden)
 	}
 	// Refusals are queued (Submit): wait until both are committed.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		denials := 0
-		for _, r := range s.AuditRecords(t, store.AuditQuery{}) {
-			if r.Action == "access.deny" && r.TargetID == "GET /api/v1/audit/records" {
-				denials++
-			}
-		}
-		if denials == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of the 2 refusals recorded after 10s", denials)
-		}
-	}
+	s.WaitAuditRecords(t, "the 2 refusals", func(recs []store.AuditRecord) bool {
+		return apptest.CountAudit(recs, func(r store.AuditRecord) bool {
+			return r.Action == "access.deny" && r.TargetID == "GET /api/v1/audit/records"
+		}) == 2
+	})
 	bobsExport, _ := export(t, s, bob)
 	got, raw := export(t, s, alice)
 

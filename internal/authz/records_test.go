@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -40,13 +39,9 @@ func TestAccessControlIsAudited(t *testing.T) {
 	wantStatus(t, e.Do(t, "DELETE", "/api/v1/domains/com.spare", e.admin.Token, nil), http.StatusNoContent)
 
 	// Denials are queued (Submit): read once the model denial is committed.
-	recs := e.AuditRecords(t, store.AuditQuery{})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if slices.ContainsFunc(recs, func(r store.AuditRecord) bool { return r.Action == "access.deny" && r.TargetKind == "model" }) {
-			break
-		}
-		recs = e.AuditRecords(t, store.AuditQuery{})
-	}
+	recs := e.WaitAuditRecords(t, "the model denial", func(recs []store.AuditRecord) bool {
+		return slices.ContainsFunc(recs, func(r store.AuditRecord) bool { return r.Action == "access.deny" && r.TargetKind == "model" })
+	})
 	names := map[string]string{e.admin.ID: "admin", alice.ID: "alice"}
 	subjects := map[string]string{} // pseudonym → "admin" or "alice"
 	e.InTx(t, func(ctx context.Context, tx store.Tx) error {

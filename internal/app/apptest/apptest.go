@@ -247,3 +247,30 @@ func (s *Server) AuditRecords(t testing.TB, q store.AuditQuery) []store.AuditRec
 	})
 	return out
 }
+
+// WaitAuditRecords reads the whole audit log until done says it holds what
+// the test waits for, and returns it; it fails the test after 10 s. Records
+// submitted to the audit queue (refusals) commit shortly after the answer.
+func (s *Server) WaitAuditRecords(t testing.TB, what string, done func([]store.AuditRecord) bool) []store.AuditRecord {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		recs := s.AuditRecords(t, store.AuditQuery{})
+		if done(recs) {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit log: %s not recorded within 10s", what)
+		}
+	}
+}
+
+// CountAudit counts the records for which match holds.
+func CountAudit(recs []store.AuditRecord, match func(store.AuditRecord) bool) int {
+	n := 0
+	for _, r := range recs {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
