@@ -11,6 +11,7 @@ package authn
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -64,6 +65,8 @@ type Authenticator struct {
 
 	mu   sync.RWMutex
 	keys map[string]*ecdsa.PublicKey
+
+	verified verifiedCache
 }
 
 var _ httpapi.Authenticator = (*Authenticator)(nil)
@@ -135,27 +138,12 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 // VerifyToken checks a bearer token and resolves its subject. Refusals are
 // *httpapi.HTTPError with status 401 (or 403); other errors are technical.
 func (a *Authenticator) VerifyToken(ctx context.Context, raw string) (identity.Subject, error) {
-	// Only Rampart's algorithm for its own keys; external issuers are
-	// checked against their own allow-lists by the federated verifier.
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{signingkeys.Algorithm, jose.RS256, jose.PS256, jose.EdDSA, jose.ES384})
-	if err != nil || len(jws.Signatures) != 1 {
-		return identity.Subject{}, refuse("bearer token is malformed or uses an algorithm that is not allowed")
-	}
-	hdr := jws.Signatures[0].Header
-	pub, err := a.key(ctx, hdr.KeyID)
+	c, ours, err := a.signedClaims(ctx, raw)
 	if err != nil {
 		return identity.Subject{}, err
 	}
-	if pub == nil || hdr.Algorithm != signingkeys.Algorithm {
+	if !ours {
 		return a.federated(ctx, raw)
-	}
-	payload, err := jws.Verify(pub)
-	if err != nil {
-		return identity.Subject{}, refuse("bearer token signature is invalid")
-	}
-	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return identity.Subject{}, refuse("bearer token claims are malformed")
 	}
 	now := a.opt.Now()
 	switch {
@@ -184,6 +172,46 @@ func (a *Authenticator) VerifyToken(ctx context.Context, raw string) (identity.S
 		return identity.Subject{}, refuse("the token's account is disabled or no longer exists")
 	}
 	return s, err
+}
+
+// signedClaims returns the claims of a token signed by one of Rampart's
+// keys (ours=false: not signed by one of them). Only the signature check
+// is remembered (see verifiedCache): claims, revocation and the account
+// are checked on every use by the caller.
+func (a *Authenticator) signedClaims(ctx context.Context, raw string) (claims, bool, error) {
+	sum := sha256.Sum256([]byte(raw))
+	if v, ok := a.verified.get(sum); ok {
+		// The key must still be one of ours, as it is for an uncached token.
+		if pub, err := a.key(ctx, v.kid); err == nil && pub != nil && pub.Equal(v.pub) {
+			return v.claims, true, nil
+		}
+	}
+	// Only Rampart's algorithm for its own keys; external issuers are
+	// checked against their own allow-lists by the federated verifier.
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{signingkeys.Algorithm, jose.RS256, jose.PS256, jose.EdDSA, jose.ES384})
+	if err != nil || len(jws.Signatures) != 1 {
+		return claims{}, false, refuse("bearer token is malformed or uses an algorithm that is not allowed")
+	}
+	hdr := jws.Signatures[0].Header
+	pub, err := a.key(ctx, hdr.KeyID)
+	if err != nil {
+		return claims{}, false, err
+	}
+	if pub == nil || hdr.Algorithm != signingkeys.Algorithm {
+		return claims{}, false, nil
+	}
+	payload, err := jws.Verify(pub)
+	if err != nil {
+		return claims{}, false, refuse("bearer token signature is invalid")
+	}
+	var c claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return claims{}, false, refuse("bearer token claims are malformed")
+	}
+	if c.Expiry != 0 && a.opt.Now().Before(time.Unix(c.Expiry, 0)) {
+		a.verified.put(sum, verifiedToken{claims: c, kid: hdr.KeyID, pub: pub})
+	}
+	return c, true, nil
 }
 
 func (a *Authenticator) federated(ctx context.Context, raw string) (identity.Subject, error) {
