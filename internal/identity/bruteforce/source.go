@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
+
+	"github.com/rampart-ml/rampart/internal/ratelimit"
 )
 
 // SourcePolicy configures a [SourceLimiter].
@@ -46,30 +47,13 @@ func (p SourcePolicy) Validate() error {
 // /64 of an IPv6 address (one customer network, which a single attacker
 // controls entirely). It is safe for concurrent use.
 //
-// It tracks at most MaxSources sources. A new source beyond that evicts the
-// least recently seen one, so memory stays bounded under a flood of distinct
-// addresses. Forgetting a source whose bucket has refilled loses nothing;
-// forgetting one still in debt gives it a fresh bucket, which happens only
-// when more than MaxSources sources appeared within one Burst×Refill window:
-// per-source limiting cannot stop an attack that large, and the per-account
-// lockout is what bounds it.
-//
-// Buckets are kept as a GCRA "theoretical arrival time", one time.Time per
-// source, so Allow is exact and needs no floating point.
+// It tracks at most MaxSources sources (see ratelimit.Limiter for what
+// eviction means): forgetting one still in debt happens only when more than
+// MaxSources sources appeared within one Burst×Refill window; per-source
+// limiting cannot stop an attack that large, and the per-account lockout is
+// what bounds it.
 type SourceLimiter struct {
-	interval time.Duration // Refill
-	window   time.Duration // Burst × Refill
-	max      int
-
-	mu      sync.Mutex
-	entries map[sourceKey]*sourceEntry
-	lru     sourceEntry // sentinel: lru.next is the most recently used
-}
-
-type sourceEntry struct {
-	key        sourceKey
-	tat        time.Time // the bucket is full again at tat
-	prev, next *sourceEntry
+	l *ratelimit.Limiter[sourceKey]
 }
 
 // NewSourceLimiter returns a limiter for p, or an error if p is invalid.
@@ -77,14 +61,11 @@ func NewSourceLimiter(p SourcePolicy) (*SourceLimiter, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("source limiter policy: %w", err)
 	}
-	l := &SourceLimiter{
-		interval: p.Refill,
-		window:   time.Duration(p.Burst) * p.Refill,
-		max:      p.MaxSources,
-		entries:  make(map[sourceKey]*sourceEntry),
+	l, err := ratelimit.New[sourceKey](ratelimit.Policy{Burst: p.Burst, Refill: p.Refill, Max: p.MaxSources})
+	if err != nil {
+		return nil, fmt.Errorf("source limiter policy: %w", err)
 	}
-	l.lru.next, l.lru.prev = &l.lru, &l.lru
-	return l, nil
+	return &SourceLimiter{l: l}, nil
 }
 
 // sourceKey identifies a bucket: the 16-byte form of an IPv4 address
@@ -110,76 +91,8 @@ func sourceKeyOf(addr netip.Addr) sourceKey {
 // empty it returns false and how long until the next attempt would be
 // allowed. Call it for every login attempt, before any other work.
 func (l *SourceLimiter) Allow(addr netip.Addr, now time.Time) (ok bool, retryAfter time.Duration) {
-	key := sourceKeyOf(addr)
-
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	e := l.entries[key]
-	if e == nil {
-		e = l.insert(key, now)
-	} else {
-		l.unlink(e)
-		l.pushFront(e)
-	}
-	tat := e.tat
-	if tat.Before(now) {
-		tat = now
-	}
-	tat = tat.Add(l.interval)
-	if over := tat.Sub(now) - l.window; over > 0 {
-		l.dropIdleTail(now)
-		return false, over
-	}
-	e.tat = tat
-	l.dropIdleTail(now)
-	return true, 0
+	return l.l.Allow(sourceKeyOf(addr), now)
 }
 
 // Len returns the number of tracked sources.
-func (l *SourceLimiter) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.entries)
-}
-
-// insert adds a fresh entry for key, reusing the least recently used entry
-// when the limiter is full so that a flood allocates nothing.
-func (l *SourceLimiter) insert(key sourceKey, now time.Time) *sourceEntry {
-	var e *sourceEntry
-	if len(l.entries) >= l.max {
-		e = l.lru.prev
-		l.unlink(e)
-		delete(l.entries, e.key)
-		*e = sourceEntry{}
-	} else {
-		e = new(sourceEntry)
-	}
-	e.key, e.tat = key, now
-	l.entries[key] = e
-	l.pushFront(e)
-	return e
-}
-
-// dropIdleTail forgets the least recently used source if its bucket is full,
-// since a fresh bucket is the same; one per call keeps the cost constant
-// while letting the table shrink when traffic stops.
-func (l *SourceLimiter) dropIdleTail(now time.Time) {
-	e := l.lru.prev
-	if e == &l.lru || e.tat.After(now) {
-		return
-	}
-	l.unlink(e)
-	delete(l.entries, e.key)
-}
-
-func (l *SourceLimiter) unlink(e *sourceEntry) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
-}
-
-func (l *SourceLimiter) pushFront(e *sourceEntry) {
-	e.prev, e.next = &l.lru, l.lru.next
-	l.lru.next.prev = e
-	l.lru.next = e
-}
+func (l *SourceLimiter) Len() int { return l.l.Len() }
