@@ -39,6 +39,7 @@ type Config struct {
 	HTTP       HTTP
 	Identity   Identity
 	Audit      Audit
+	Inference  Inference
 	LogLevel   slog.Level
 	// AdminPassword comes only from RAMPART_ADMIN_PASSWORD (never a flag or
 	// file, which could leak through ps or backups). It sets the bootstrap
@@ -116,8 +117,9 @@ func Default() Config {
 			BruteForce:          bruteforce.DefaultConfig(),
 			HashProcesses:       true,
 		},
-		Audit:    DefaultAudit(),
-		LogLevel: slog.LevelInfo,
+		Audit:     DefaultAudit(),
+		Inference: DefaultInference(),
+		LogLevel:  slog.LevelInfo,
 	}
 }
 
@@ -195,6 +197,7 @@ func (c Config) Validate() error {
 
 	errs = append(errs, c.Identity.validate()...)
 	errs = append(errs, c.Audit.validate()...)
+	errs = append(errs, c.Inference.validate()...)
 
 	if c.AdminPassword != "" {
 		if err := password.CheckPolicy(c.AdminPassword, "admin"); err != nil {

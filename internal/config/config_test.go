@@ -310,3 +310,42 @@ func TestAuditOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestInferenceOptions(t *testing.T) {
+	t.Parallel()
+	env := func(k string) (string, bool) {
+		if k == "RAMPART_ONNXRUNTIME_LIB" {
+			return "/opt/ort/libonnxruntime.so.1", true
+		}
+		return "", false
+	}
+	base := []string{"--data-dir", t.TempDir()}
+	c, err := Load(append(base, "--inference-max-request-bytes", "8MiB", "--inference-max-elements", "1000",
+		"--inference-principal-rate", "50.5", "--inference-principal-burst", "7", "--inference-service-rate", "100",
+		"--inference-service-burst", "9", "--worker-user", "1000:1000"), env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Inference{MaxRequestBytes: 8 << 20, MaxElements: 1000, PrincipalRate: 50.5, PrincipalBurst: 7,
+		ServiceRate: 100, ServiceBurst: 9, RuntimeLibrary: "/opt/ort/libonnxruntime.so.1", WorkerUser: "1000:1000"}
+	if c.Inference != want {
+		t.Errorf("inference settings = %+v, want %+v", c.Inference, want)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--inference-max-request-bytes", "10"}, "inference-max-request-bytes"},
+		{[]string{"--inference-max-elements", "0"}, "inference-max-elements"},
+		{[]string{"--inference-principal-rate", "0"}, "inference-principal-rate"},
+		{[]string{"--inference-service-burst", "0"}, "inference-service-burst"},
+		{[]string{"--onnxruntime-lib", "lib.so"}, "absolute"},
+		{[]string{"--worker-user", "0:0"}, "never run as root"},
+		{[]string{"--worker-user", "nobody"}, "UID:GID"},
+	} {
+		_, err := Load(append(base, tt.args...), func(string) (string, bool) { return "", false }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want it to mention %q", tt.args, err, tt.want)
+		}
+	}
+}

@@ -156,7 +156,8 @@ func options(c *Config) []option {
 		{name: "shutdown-timeout", usage: "how long SIGTERM waits for in-flight requests", value: &value{set: dur(&c.HTTP.ShutdownTimeout), show: func() string { return c.HTTP.ShutdownTimeout.String() }}},
 	}
 	o = append(o, identityOptions(c, str, dur)...)
-	return append(o, auditOptions(c, str, dur)...)
+	o = append(o, auditOptions(c, str, dur)...)
+	return append(o, inferenceOptions(c, str)...)
 }
 
 // identityOptions bind the Identity settings.
