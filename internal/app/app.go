@@ -61,6 +61,8 @@ type App struct {
 	stopPruning    context.CancelFunc
 	pruned         chan struct{}
 	closeAuditOnce sync.Once
+	// loader materializes verified model versions for the runtime.
+	loader *registry.Loader
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
@@ -319,6 +321,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, started func(
 	return a.Serve(ctx)
 }
 
+// ModelLoader writes verified model versions to disk for the runtime
+// (verify-at-load; see registry.Loader).
+func (a *App) ModelLoader() *registry.Loader { return a.loader }
+
 // mountModels opens the artifact store and a staging directory emptied
 // of what an earlier process left mid-upload, and mounts the model API.
 func (a *App) mountModels() error {
@@ -337,6 +343,7 @@ func (a *App) mountModels() error {
 	if staging, err = a.dir.MkdirPrivate(datadir.StagingDir); err != nil {
 		return err
 	}
+	a.loader = registry.NewLoader(a.store, arts, a.recorder)
 	registry.NewModelsAPI(registry.ModelsOptions{
 		Store: a.store, Artifacts: arts, Authz: a.authz, Recorder: a.recorder, StagingDir: staging,
 	}).Mount(a.api)
