@@ -63,16 +63,34 @@ type App struct {
 	closeAuditOnce sync.Once
 	// loader materializes verified model versions for the runtime.
 	loader *registry.Loader
+	opts   options
+}
+
+// Option changes how New builds the app. Options exist for tests (fault
+// injection); the binary passes none.
+type Option func(*options)
+
+type options struct {
+	wrapArtifacts func(artifact.Store) artifact.Store
+}
+
+// WithArtifactStore wraps the artifact store the registry uses, so a test
+// can make it fail (a full disk) or pause it (a race).
+func WithArtifactStore(wrap func(artifact.Store) artifact.Store) Option {
+	return func(o *options) { o.wrapArtifacts = wrap }
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
 // account and starts listening; it does not serve yet. On error it releases
 // whatever it had opened.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(&a.opts)
+	}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -332,9 +350,13 @@ func (a *App) mountModels() error {
 	if err != nil {
 		return err
 	}
-	arts, err := artifact.NewFS(artDir, a.sealer)
+	fsStore, err := artifact.NewFS(artDir, a.sealer)
 	if err != nil {
 		return fmt.Errorf("open artifact store: %w", err)
+	}
+	var arts artifact.Store = fsStore
+	if a.opts.wrapArtifacts != nil {
+		arts = a.opts.wrapArtifacts(arts)
 	}
 	staging := a.dir.Path(datadir.StagingDir)
 	if err := os.RemoveAll(staging); err != nil {
