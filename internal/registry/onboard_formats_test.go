@@ -156,9 +156,9 @@ func TestOnboardFormatsAndKeys(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, version, contentType string
-		body              []byte
-		status            int
-		code              string
+		body                       []byte
+		status                     int
+		code                       string
 	}{
 		{"zip", "zip", "application/zip", zipOf(t, modelDir(t, good, nil)), http.StatusCreated, ""},
 		{"tar.gz", "tgz", "application/gzip", gzipOf(t, tarOf(t, modelDir(t, good, map[string]string{"notes.txt": "gz\n"}))), http.StatusCreated, ""},
