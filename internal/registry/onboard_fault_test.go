@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"io"
 	"io/fs"
@@ -184,4 +185,41 @@ func TestOnboardConcurrentSameVersion(t *testing.T) {
 		winner = res[1]
 	}
 	checkNoOrphans(t, s, apptest.Decode[registry.ModelVersion](t, winner, http.StatusCreated))
+}
+
+// No version without its record: while the audit log refuses records an
+// upload answers 503 audit_unavailable and leaves nothing (no row, no
+// blob, an empty staging directory).
+func TestOnboardAuditFailure(t *testing.T) {
+	t.Parallel()
+	s, admin, _ := startFaulty(t)
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/domains", admin, map[string]string{"name": "com.acme"}), http.StatusCreated)
+	key := signingKey(t)
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/signer-keys", admin,
+		map[string]string{"domain": "com.acme", "public_key": publicPEM(t, key.Public())}), http.StatusCreated)
+	// A second connection to the server's database adds a trigger that
+	// refuses every audit record (SQLite in WAL mode allows it).
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, datadir.DatabaseFile)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), `CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_records
+		BEGIN SELECT RAISE(ABORT, 'test: audit log refuses records'); END`); err != nil {
+		t.Fatal(err)
+	}
+	apptest.WantError(t, upload(t, s, admin, "com.acme.cls", "1.0", tarOf(t, modelDir(t, key, nil))), http.StatusServiceUnavailable, "audit_unavailable")
+	if _, err := db.ExecContext(t.Context(), `DROP TRIGGER test_refuse_audit`); err != nil {
+		t.Fatal(err)
+	}
+	// The API may answer 503 for a while after the audit log recovers, so
+	// look at the database itself.
+	var rows int
+	if err := db.QueryRowContext(t.Context(), `SELECT (SELECT count(*) FROM models) + (SELECT count(*) FROM model_versions)`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("%d model rows after a refused record", rows)
+	}
+	checkNoOrphans(t, s)
 }
