@@ -61,16 +61,36 @@ type App struct {
 	stopPruning    context.CancelFunc
 	pruned         chan struct{}
 	closeAuditOnce sync.Once
+	// loader materializes verified model versions for the runtime.
+	loader *registry.Loader
+	opts   options
+}
+
+// Option changes how New builds the app. Options exist for tests (fault
+// injection); the binary passes none.
+type Option func(*options)
+
+type options struct {
+	wrapArtifacts func(artifact.Store) artifact.Store
+}
+
+// WithArtifactStore wraps the artifact store the registry uses, so a test
+// can make it fail (a full disk) or pause it (a race).
+func WithArtifactStore(wrap func(artifact.Store) artifact.Store) Option {
+	return func(o *options) { o.wrapArtifacts = wrap }
 }
 
 // New opens the data directory, the store and TLS, bootstraps the admin
 // account and starts listening; it does not serve yet. On error it releases
 // whatever it had opened.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(&a.opts)
+	}
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -319,6 +339,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, started func(
 	return a.Serve(ctx)
 }
 
+// ModelLoader writes verified model versions to disk for the runtime
+// (verify-at-load; see registry.Loader).
+func (a *App) ModelLoader() *registry.Loader { return a.loader }
+
 // mountModels opens the artifact store and a staging directory emptied
 // of what an earlier process left mid-upload, and mounts the model API.
 func (a *App) mountModels() error {
@@ -326,9 +350,13 @@ func (a *App) mountModels() error {
 	if err != nil {
 		return err
 	}
-	arts, err := artifact.NewFS(artDir, a.sealer)
+	fsStore, err := artifact.NewFS(artDir, a.sealer)
 	if err != nil {
 		return fmt.Errorf("open artifact store: %w", err)
+	}
+	var arts artifact.Store = fsStore
+	if a.opts.wrapArtifacts != nil {
+		arts = a.opts.wrapArtifacts(arts)
 	}
 	staging := a.dir.Path(datadir.StagingDir)
 	if err := os.RemoveAll(staging); err != nil {
@@ -337,6 +365,7 @@ func (a *App) mountModels() error {
 	if staging, err = a.dir.MkdirPrivate(datadir.StagingDir); err != nil {
 		return err
 	}
+	a.loader = registry.NewLoader(a.store, arts, a.recorder)
 	registry.NewModelsAPI(registry.ModelsOptions{
 		Store: a.store, Artifacts: arts, Authz: a.authz, Recorder: a.recorder, StagingDir: staging,
 	}).Mount(a.api)

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/access"
@@ -71,8 +72,9 @@ type ModelsOptions struct {
 
 // ModelsAPI serves the model routes.
 type ModelsAPI struct {
-	opt ModelsOptions
-	now func() time.Time
+	opt  ModelsOptions
+	now  func() time.Time
+	refs *blobRefs
 }
 
 // NewModelsAPI returns a ModelsAPI. A zero Limits means
@@ -84,7 +86,9 @@ func NewModelsAPI(o ModelsOptions) *ModelsAPI {
 	if o.Limits == (modelarchive.Limits{}) {
 		o.Limits = modelarchive.DefaultLimits()
 	}
-	return &ModelsAPI{opt: o, now: o.Now}
+	m := &ModelsAPI{opt: o, now: o.Now}
+	m.refs = newBlobRefs(m.dropIfUnreferenced)
+	return m
 }
 
 // Mount registers the routes. All are open to authenticated principals;
@@ -313,9 +317,22 @@ func (m *ModelsAPI) admit(ctx context.Context, r *http.Request, t access.Target,
 		return store.ModelVersion{}, err
 	}
 
-	files, err := m.store(ctx, dir, blobDomain, man, sig)
+	// From the first Put until the commit (or rollback) the blobs are
+	// referenced by nothing the database can see: refs keeps other
+	// uploads' cleanups from deleting them meanwhile.
+	m.refs.begin(blobDomain)
+	var files []store.ModelFile
+	committed := false
+	defer func() {
+		var drop []store.ModelFile
+		if !committed {
+			drop = files
+		}
+		m.refs.end(ctx, blobDomain, drop)
+	}()
+	files, err = m.store(ctx, dir, blobDomain, man, sig)
 	if err != nil {
-		return store.ModelVersion{}, err
+		return store.ModelVersion{}, storageError(err)
 	}
 	v := store.ModelVersion{
 		ModelID: id, Version: version, State: store.VersionActive, ModelFile: modelFile,
@@ -345,7 +362,6 @@ func (m *ModelsAPI) admit(ctx context.Context, r *http.Request, t access.Target,
 		return m.opt.Recorder.Record(ctx, tx, audit.Entry{Action: ActionModelOnboard, Target: modelTarget(t, version), Reason: reason})
 	})
 	if err != nil {
-		m.dropUnreferenced(ctx, blobDomain, files)
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			return store.ModelVersion{}, versionExists()
@@ -355,6 +371,7 @@ func (m *ModelsAPI) admit(ctx context.Context, r *http.Request, t access.Target,
 		}
 		return store.ModelVersion{}, err
 	}
+	committed = true
 	return v, nil
 }
 
@@ -392,7 +409,17 @@ func archiveError(err error) error {
 			return unprocessable("invalid_archive", err.Error(), err)
 		}
 	}
-	return fmt.Errorf("extract upload: %w", err)
+	return storageError(fmt.Errorf("extract upload: %w", err))
+}
+
+// storageError answers 507 when the disk (staging or artifact store) is
+// full: the client may retry later, and the operator must act.
+func storageError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return httpapi.Error(http.StatusInsufficientStorage, "insufficient_storage",
+			"the server has no space left to store this model; nothing was kept, retry once an operator has freed space", err)
+	}
+	return err
 }
 
 // signature is what verification established.
@@ -537,30 +564,25 @@ func readMetadata(dir, modelFile string, man modelarchive.Manifest) ([]byte, err
 }
 
 // store puts every file in the artifact store and checks that what was
-// stored is what was signed. On failure it deletes what it stored that no
-// version references.
-func (m *ModelsAPI) store(ctx context.Context, dir, blobDomain string, man modelarchive.Manifest, sig signature) (_ []store.ModelFile, err error) {
+// stored is what was signed. It returns the files stored, also on
+// failure, for the caller to drop.
+func (m *ModelsAPI) store(ctx context.Context, dir, blobDomain string, man modelarchive.Manifest, sig signature) ([]store.ModelFile, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open model directory: %w", err)
 	}
 	defer root.Close()
 	var files []store.ModelFile
-	defer func() {
-		if err != nil {
-			m.dropUnreferenced(ctx, blobDomain, files)
-		}
-	}()
 	for _, mf := range man.Files {
 		b, err := m.put(ctx, root, blobDomain, mf.Path)
 		if err != nil {
-			return nil, err
+			return files, err
 		}
 		files = append(files, store.ModelFile{Path: mf.Path, Size: b.Size, Digest: b.Digest})
 		want, signed := sig.digest[mf.Path]
 		if sig.signed && mf.Path != modelsign.SignatureFile && (!signed || want != b.Digest) {
 			// The directory changed between verification and storage.
-			return nil, fmt.Errorf("stored %s has digest %s, signed %s: %w", mf.Path, b.Digest, want, modelsign.ErrDigestMismatch)
+			return files, fmt.Errorf("stored %s has digest %s, signed %s: %w", mf.Path, b.Digest, want, modelsign.ErrDigestMismatch)
 		}
 	}
 	return files, nil
@@ -579,21 +601,19 @@ func (m *ModelsAPI) put(ctx context.Context, root *os.Root, blobDomain, name str
 	return b, nil
 }
 
-// dropUnreferenced deletes the blobs of files that no version references,
-// best effort: a blob left behind is garbage, not a leak of trust.
-func (m *ModelsAPI) dropUnreferenced(ctx context.Context, blobDomain string, files []store.ModelFile) {
-	ctx = context.WithoutCancel(ctx)
-	for _, f := range files {
-		var n int
-		if err := m.opt.Store.InTx(ctx, func(tx store.Tx) error {
-			var err error
-			n, err = tx.Models().CountFilesWithDigest(ctx, blobDomain, f.Digest)
-			return err
-		}); err != nil || n > 0 {
-			continue
-		}
-		_ = m.opt.Artifacts.Delete(ctx, blobDomain, f.Digest)
+// dropIfUnreferenced deletes a blob no version references, best effort:
+// a blob left behind is garbage, not a leak of trust. Only blobRefs calls
+// it, at a moment no upload of the domain holds an uncommitted blob.
+func (m *ModelsAPI) dropIfUnreferenced(ctx context.Context, blobDomain, digest string) {
+	var n int
+	if err := m.opt.Store.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.Models().CountFilesWithDigest(ctx, blobDomain, digest)
+		return err
+	}); err != nil || n > 0 {
+		return
 	}
+	_ = m.opt.Artifacts.Delete(ctx, blobDomain, digest)
 }
 
 // subjectDigest is the OMS subject digest of the signed files (model.sig

@@ -51,6 +51,12 @@ func HashWorkers(c *config.Config) { c.Identity.HashProcesses = true }
 // by each mutate; it is stopped when the test ends.
 func Start(t testing.TB, mutate ...func(*config.Config)) *Server {
 	t.Helper()
+	return StartWith(t, nil, mutate...)
+}
+
+// StartWith is Start with app options (fault injection).
+func StartWith(t testing.TB, opts []app.Option, mutate ...func(*config.Config)) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.Listen = "127.0.0.1:0"
@@ -62,7 +68,7 @@ func Start(t testing.TB, mutate ...func(*config.Config)) *Server {
 		m(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("start server: %v", err)
