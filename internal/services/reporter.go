@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/audit"
@@ -28,8 +29,9 @@ type ReporterOptions struct {
 // crashing. Each report is checked against Next in the transaction that
 // stores it; a failure is recorded in the audit log in that transaction.
 type Reporter struct {
-	opt Options
-	rec *audit.Recorder
+	store store.Store
+	rec   *audit.Recorder
+	now   func() time.Time
 }
 
 // NewReporter returns a Reporter.
@@ -37,7 +39,7 @@ func NewReporter(o ReporterOptions) *Reporter {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Reporter{opt: Options{Store: o.Store, Now: o.Now}, rec: o.Recorder}
+	return &Reporter{store: o.Store, rec: o.Recorder, now: o.Now}
 }
 
 // supervisorActor is who a failure record names: the server itself.
@@ -52,7 +54,8 @@ func (r *Reporter) Report(ctx context.Context, name string, e Event, reason stri
 		return "", fmt.Errorf("report %s on service %s: %w: only up, down and fail are reported", e, name, ErrTransition)
 	}
 	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen]
+		// Cut on a byte boundary, then drop a rune the cut split.
+		reason = strings.ToValidUTF8(reason[:maxReasonLen], "")
 	}
 	if e != Fail {
 		reason = ""
@@ -61,7 +64,7 @@ func (r *Reporter) Report(ctx context.Context, name string, e Event, reason stri
 		return "", errNoRecorder
 	}
 	var to State
-	err := r.opt.Store.InTx(ctx, func(tx store.Tx) error {
+	err := r.store.InTx(ctx, func(tx store.Tx) error {
 		s, err := tx.Services().ServiceByName(ctx, name)
 		if err != nil {
 			return err
@@ -69,7 +72,7 @@ func (r *Reporter) Report(ctx context.Context, name string, e Event, reason stri
 		if to, err = Next(State(s.State), e); err != nil {
 			return err
 		}
-		if err := tx.Services().SetServiceState(ctx, name, string(to), reason, r.opt.Now().UTC()); err != nil {
+		if err := tx.Services().SetServiceState(ctx, name, string(to), reason, r.now().UTC()); err != nil {
 			return err
 		}
 		if e != Fail {

@@ -187,6 +187,7 @@ func TestReporter(t *testing.T) {
 		{"crash", Fail, "worker exited: signal 9", "running/failed/worker exited: signal 9", nil},
 		{"down after failing is stale", Down, "", "running/failed/worker exited: signal 9", ErrTransition},
 		{"fails again, long reason", Fail, long, "running/failed/" + long[:maxReasonLen], nil},
+		{"a rune cut in two is dropped", Fail, strings.Repeat("x", maxReasonLen-1) + "é", "running/failed/" + long[:maxReasonLen-1], nil},
 	} {
 		_, err := h.rep.Report(ctx, "svc", tc.event, tc.reason)
 		if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
@@ -221,7 +222,7 @@ func TestReporter(t *testing.T) {
 			fails = append(fails, r.Reason)
 		}
 	}
-	if !slices.Equal(fails, []string{"worker exited: signal 9", long[:maxReasonLen]}) {
+	if !slices.Equal(fails, []string{"worker exited: signal 9", long[:maxReasonLen], long[:maxReasonLen-1]}) {
 		t.Errorf("failure records' reasons = %q", fails)
 	}
 }
