@@ -67,6 +67,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		err = accountCmd(ctx, rest, stdout, stderr, env)
 	case "model":
 		err = modelCmd(ctx, rest, stdout, stderr, env)
+	case "service":
+		err = serviceCmd(ctx, rest, stdout, stderr, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -107,6 +109,7 @@ Usage:
   rampart account export                 everything the server holds about you, as JSON
   rampart model sign|verify --key PEM DIR sign a model directory (OpenSSF model signing); verify one offline
   rampart model keys add|list|revoke|delete  the signer keys the registry trusts per domain (admin)
+  rampart service create|list|show|start|stop|scale|delete  model services (docs/SERVICES.md)
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)

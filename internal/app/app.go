@@ -29,6 +29,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/pki"
 	"github.com/rampart-ml/rampart/internal/registry"
 	"github.com/rampart-ml/rampart/internal/secrets"
+	"github.com/rampart-ml/rampart/internal/services"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
 	"github.com/rampart-ml/rampart/internal/version"
@@ -182,6 +183,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err := a.mountModels(); err != nil {
 		return nil, err
 	}
+	// No Controller yet: the supervisor (issue 8) will be passed here.
+	services.NewAPI(services.Options{Store: a.store, Authz: a.authz, Recorder: a.recorder}).Mount(a.api)
 	a.mountAudit()
 
 	h := cfg.HTTP

@@ -48,6 +48,7 @@ type Tx interface {
 	Audit() Audit
 	Models() Models
 	SignerKeys() SignerKeys
+	Services() Services
 }
 
 // SigningKeys holds the keys that sign Rampart's tokens.
@@ -480,7 +481,7 @@ type Models interface {
 	// only change a version admits); ErrNotFound if there is none.
 	SetModelVersionState(ctx context.Context, modelID, version, state, reason string) error
 	// DeleteModelVersion removes a version and its files; ErrNotFound if
-	// there is none.
+	// there is none, ErrConflict while a model service deploys it.
 	DeleteModelVersion(ctx context.Context, modelID, version string) error
 	// CountFilesWithDigest returns how many files of versions of models in
 	// domain have this digest: a blob may be deleted from the artifact
@@ -570,4 +571,63 @@ type SignerKey struct {
 	RevokedAt   time.Time // zero: not revoked
 	CreatedBy   string
 	CreatedAt   time.Time
+}
+
+// Services holds model services: deployments of one model version under a
+// name of their own (the {name} of /v2/models/{name}). Names, domains and
+// limits are validated by the caller (internal/services); the store keeps
+// the records consistent with the domains and the registry.
+type Services interface {
+	// CreateService inserts s; ErrConflict if the name is taken,
+	// ErrNotFound if s.Domain is neither "*" nor an existing domain, or if
+	// the model version does not exist.
+	CreateService(ctx context.Context, s Service) error
+	// ServiceByName returns service name, or ErrNotFound.
+	ServiceByName(ctx context.Context, name string) (Service, error)
+	// ListServices returns every service ordered by name.
+	ListServices(ctx context.Context) ([]Service, error)
+	// UpdateServiceSpec replaces the replicas, limits and timeout of
+	// service name; ErrNotFound if there is none.
+	UpdateServiceSpec(ctx context.Context, name string, spec ServiceSpec, at time.Time) error
+	// SetServiceDesired sets the state the supervisor is to reach
+	// (ServiceRunning or ServiceStopped); ErrNotFound if there is none.
+	SetServiceDesired(ctx context.Context, name, desired string, at time.Time) error
+	// SetServiceState records the actual state and its reason; the caller
+	// (internal/services) checks the transition. ErrNotFound if there is none.
+	SetServiceState(ctx context.Context, name, state, reason string, at time.Time) error
+	// DeleteService removes service name; ErrNotFound if there is none.
+	DeleteService(ctx context.Context, name string) error
+}
+
+// Desired states of a service.
+const (
+	ServiceRunning = "running"
+	ServiceStopped = "stopped"
+)
+
+// ServiceSpec is what a service may be changed in after creation: its
+// replicas (worker processes) and each replica's limits.
+type ServiceSpec struct {
+	Replicas      int
+	MemoryBytes   int64 // per replica
+	Threads       int   // CPU threads per replica
+	MaxConcurrent int   // requests in flight per replica
+	TimeoutMS     int64 // per request
+}
+
+// Service is a model service. Domain is "*" for a service without one.
+// State is one of internal/services' states ("created", "starting",
+// "ready", "stopping", "stopped", "failed").
+type Service struct {
+	Name         string
+	Domain       string
+	ModelID      string
+	ModelVersion string
+	Spec         ServiceSpec
+	DesiredState string // ServiceRunning or ServiceStopped
+	State        string
+	StateReason  string // machine text; "" when there is nothing to say
+	CreatedBy    string // id of the account that created it
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }

@@ -27,6 +27,7 @@ func (t *sqliteTx) Grants() store.Grants                   { return grants{tx: t
 func (t *sqliteTx) Audit() store.Audit                     { return audit{tx: t.tx, stmts: t.stmts} }
 func (t *sqliteTx) Models() store.Models                   { return models{tx: t.tx} }
 func (t *sqliteTx) SignerKeys() store.SignerKeys           { return signerKeys{tx: t.tx} }
+func (t *sqliteTx) Services() store.Services               { return services{tx: t.tx} }
 
 // accounts implements store.Accounts on the accounts table.
 type accounts struct {

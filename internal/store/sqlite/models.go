@@ -212,6 +212,11 @@ func (r models) SetModelVersionState(ctx context.Context, modelID, version, stat
 
 func (r models) DeleteModelVersion(ctx context.Context, modelID, version string) error {
 	res, err := r.tx.ExecContext(ctx, `DELETE FROM model_versions WHERE model_id = ? AND version = ?`, modelID, version)
+	// model_services references versions ON DELETE RESTRICT (migration
+	// 0009), which SQLite may report as either kind of constraint.
+	if isForeignKeyViolation(err) || isTriggerViolation(err) {
+		return fmt.Errorf("delete version %s of %s: a model service deploys it: %w", version, modelID, store.ErrConflict)
+	}
 	return rowsChanged(res, err, "delete version "+version+" of "+modelID)
 }
 

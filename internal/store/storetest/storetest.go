@@ -91,6 +91,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ModelVersions", testModelVersions},
 		{"SignerKeys", testSignerKeys},
 		{"UnsignedAllowed", testUnsignedAllowed},
+		{"Services", testServices},
+		{"ServiceReferences", testServiceReferences},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
