@@ -30,7 +30,7 @@ const (
 // Identity), both of element type elem and shape dims (-1: a named dynamic
 // dimension; nil dims: a scalar), and returns its path. It exercises every
 // element type without a model file per type.
-func identityModel(t *testing.T, elem int32, dims []int64) string {
+func identityModel(t testing.TB, elem int32, dims []int64) string {
 	t.Helper()
 	node := concat(
 		bytesField(1, []byte("x")), bytesField(2, []byte("y")), bytesField(4, []byte("Identity")))
@@ -44,7 +44,7 @@ func identityModel(t *testing.T, elem int32, dims []int64) string {
 
 // constantModel writes a model without inputs whose output "c" is an
 // initializer (one FP32 element).
-func constantModel(t *testing.T) string {
+func constantModel(t testing.TB) string {
 	t.Helper()
 	init := concat(
 		varintField(1, 1), varintField(2, onnxFloat),
@@ -57,7 +57,7 @@ func constantModel(t *testing.T) string {
 	return writeModel(t, graph)
 }
 
-func writeModel(t *testing.T, graph []byte) string {
+func writeModel(t testing.TB, graph []byte) string {
 	t.Helper()
 	opset := concat(bytesField(1, nil), varintField(2, 17))
 	model := concat(

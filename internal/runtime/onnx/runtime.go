@@ -1,12 +1,12 @@
 package onnx
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
-	"unsafe"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -107,10 +107,7 @@ func Init(libPath string) error {
 	return nil
 }
 
-func littleEndian() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}
+func littleEndian() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) == 1 }
 
 func initialized() bool {
 	env.mu.Lock()
