@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -494,4 +495,70 @@ func TestDynamicHalfOutput(t *testing.T) {
 			t.Errorf("Open(identity %d): %v, want ErrUnsupported (no outputs)", elem, err)
 		}
 	}
+}
+
+func TestOpenBytes(t *testing.T) {
+	t.Parallel()
+	model, err := os.ReadFile(testmodels.RandomForest(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenBytes(model, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run([]tensor.Tensor{fp32("X", []int64{1, 4}, 5.9, 3.0, 5.1, 1.8)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]tensor.Tensor{int64s("output_label", []int64{1}, 2)}, out); diff != "" {
+		t.Errorf("Run (-want +got):\n%s", diff)
+	}
+	for _, bad := range [][]byte{nil, []byte("not a model")} {
+		if s, err := OpenBytes(bad, Options{}); err == nil {
+			s.Close()
+			t.Errorf("OpenBytes(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRunContextCancelled(t *testing.T) {
+	t.Parallel()
+	s := open(t, testmodels.Path(t, testmodels.OCRRecognizer))
+	const width = 1200 // a run of many milliseconds
+	in := []tensor.Tensor{fp32("x", []int64{1, 3, 48, width}, make([]float32, 3*48*width)...)}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.RunContext(ctx, in, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("RunContext with a cancelled context: %v, want context.Canceled", err)
+	}
+
+	// Cancel while ORT runs: it stops between operators. A run can still
+	// win the race on a fast machine, so a few attempts are allowed.
+	for attempt := range 10 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go cancel()
+		out, err := s.RunContext(ctx, in, nil)
+		if err == nil {
+			if len(out) != 1 {
+				t.Fatalf("attempt %d: %d outputs", attempt, len(out))
+			}
+			continue
+		}
+		if !errors.Is(err, ErrRun) && !errors.Is(err, context.Canceled) {
+			t.Fatalf("attempt %d: %v, want ErrRun and context.Canceled", attempt, err)
+		}
+		if errors.Is(err, ErrRun) && !errors.Is(err, context.Canceled) {
+			t.Fatalf("attempt %d: %v does not wrap context.Canceled", attempt, err)
+		}
+		t.Logf("attempt %d terminated: %v", attempt, err)
+		// The session still works afterwards.
+		if _, err := s.Run(in[:1], nil); err != nil {
+			t.Fatalf("Run after a terminated run: %v", err)
+		}
+		return
+	}
+	t.Errorf("no run out of 10 was terminated by its cancelled context")
 }

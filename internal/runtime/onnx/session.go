@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -81,6 +82,51 @@ type Session struct {
 // probabilities; FP16 and BF16 outputs of a dynamic shape or scalars) are left out of
 // Outputs and never computed.
 func Open(modelPath string, o Options) (*Session, error) {
+	s, err := load(o, modelLoader{
+		info: func(opts *ort.SessionOptions) ([]ort.InputOutputInfo, []ort.InputOutputInfo, error) {
+			return ort.GetInputOutputInfoWithOptions(modelPath, opts)
+		},
+		session: func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+			return ort.NewDynamicAdvancedSession(modelPath, in, out, opts)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", modelPath, err)
+	}
+	return s, nil
+}
+
+// OpenBytes loads a model from memory, as Open does from a file: for a
+// process that was handed exactly the verified bytes. ORT cannot resolve
+// external data files for such a model.
+func OpenBytes(model []byte, o Options) (*Session, error) {
+	if len(model) == 0 {
+		return nil, errors.New("open model from memory: no bytes")
+	}
+	s, err := load(o, modelLoader{
+		info: func(*ort.SessionOptions) ([]ort.InputOutputInfo, []ort.InputOutputInfo, error) {
+			// The binding takes no options here; the throwaway session
+			// uses ORT's defaults.
+			return ort.GetInputOutputInfoWithONNXData(model)
+		},
+		session: func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+			return ort.NewDynamicAdvancedSessionWithONNXData(model, in, out, opts)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open model from memory: %w", err)
+	}
+	return s, nil
+}
+
+// modelLoader reads a model's inputs and outputs, then makes its session,
+// from wherever the model comes from.
+type modelLoader struct {
+	info    func(*ort.SessionOptions) ([]ort.InputOutputInfo, []ort.InputOutputInfo, error)
+	session func(in, out []string, opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error)
+}
+
+func load(o Options, loader modelLoader) (*Session, error) {
 	if !initialized() {
 		return nil, ErrNotInitialized
 	}
@@ -89,21 +135,21 @@ func Open(modelPath string, o Options) (*Session, error) {
 	}
 	opts, err := sessionOptions(o)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", modelPath, err)
+		return nil, err
 	}
 	defer func() { _ = opts.Destroy() }()
 
 	// The binding has no way to ask a session for its inputs and outputs,
 	// so ORT loads the model once more for them.
-	ins, outs, err := ort.GetInputOutputInfoWithOptions(modelPath, opts)
+	ins, outs, err := loader.info(opts)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", modelPath, err)
+		return nil, err
 	}
 	s := &Session{inIdx: map[string]int{}, outIdx: map[string]int{}, skipped: map[string]error{}}
 	for _, in := range ins {
 		io, err := tensorIO(in)
 		if err != nil {
-			return nil, fmt.Errorf("open %s: input %q: %w", modelPath, in.Name, err)
+			return nil, fmt.Errorf("input %q: %w", in.Name, err)
 		}
 		s.inIdx[io.Name] = len(s.inputs)
 		s.inputs = append(s.inputs, io)
@@ -126,14 +172,13 @@ func Open(modelPath string, o Options) (*Session, error) {
 	}
 	// The binding indexes the first input and output unchecked.
 	if len(s.inputs) == 0 {
-		return nil, fmt.Errorf("open %s: %w: the model has no inputs", modelPath, ErrUnsupported)
+		return nil, fmt.Errorf("%w: the model has no inputs", ErrUnsupported)
 	}
 	if len(s.outputs) == 0 {
-		return nil, fmt.Errorf("open %s: %w: the model has no tensor outputs", modelPath, ErrUnsupported)
+		return nil, fmt.Errorf("%w: the model has no tensor outputs", ErrUnsupported)
 	}
-	s.s, err = ort.NewDynamicAdvancedSession(modelPath, names(s.inputs), names(s.outputs), opts)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", modelPath, err)
+	if s.s, err = loader.session(names(s.inputs), names(s.outputs), opts); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -224,6 +269,16 @@ func (s *Session) Close() error {
 // tensor.ErrShape/ErrDataSize (checked before ORT sees anything), ErrRun
 // (ORT failed) or ErrClosed.
 func (s *Session) Run(inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor, error) {
+	return s.RunContext(context.Background(), inputs, outputs)
+}
+
+// RunContext is Run, stopped early when ctx ends: ORT is asked to terminate
+// the run, which it does between operators. The error then wraps ctx.Err()
+// as well as ErrRun.
+func (s *Session) RunContext(ctx context.Context, inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.s == nil {
@@ -271,8 +326,8 @@ func (s *Session) Run(inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor
 			}
 		}
 	}
-	if err := s.s.Run(in, out); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRun, err)
+	if err := s.run(ctx, in, out); err != nil {
+		return nil, err
 	}
 
 	res := make([]tensor.Tensor, len(want))
@@ -282,6 +337,46 @@ func (s *Session) Run(inputs []tensor.Tensor, outputs []string) ([]tensor.Tensor
 		}
 	}
 	return res, nil
+}
+
+// run runs ORT, terminating it when ctx ends.
+func (s *Session) run(ctx context.Context, in, out []ort.Value) error {
+	if ctx.Done() == nil {
+		// Never cancelled: skip the run options (a C allocation).
+		if err := s.s.Run(in, out); err != nil {
+			return fmt.Errorf("%w: %w", ErrRun, err)
+		}
+		return nil
+	}
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		return fmt.Errorf("run options: %w", err)
+	}
+	defer func() { _ = ro.Destroy() }()
+	// The binding's RunOptions has no lock of its own; termination may
+	// race Destroy, so both go through mu.
+	var mu sync.Mutex
+	done := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			_ = ro.Terminate()
+		}
+	})
+	err = s.s.RunWithOptions(in, out, ro)
+	stop()
+	// Waits for a Terminate in progress; a later one sees done.
+	mu.Lock()
+	done = true
+	mu.Unlock()
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("%w: %w: %w", ErrRun, cerr, err)
+		}
+		return fmt.Errorf("%w: %w", ErrRun, err)
+	}
+	return nil
 }
 
 func (s *Session) selectOutputs(outputs []string) ([]int, error) {
