@@ -5,10 +5,12 @@
 package testmodels
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -81,9 +83,8 @@ func RandomForest(t testing.TB) string {
 // wherever the module's dependencies are downloaded (`make deps`).
 func BindingTestData(t testing.TB, name string) string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", onnxruntimeGo).Output() // #nosec G204 -- constant arguments
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
+	dir, err := bindingDir()
+	if err != nil {
 		t.Fatalf("testmodels: locate module %s (%v); run `make deps`", onnxruntimeGo, err)
 	}
 	p := filepath.Join(dir, "test_data", name)
@@ -92,6 +93,16 @@ func BindingTestData(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// bindingDir asks the go command once where the module is.
+var bindingDir = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", onnxruntimeGo).Output() // #nosec G204 -- constant arguments
+	dir := strings.TrimSpace(string(out))
+	if err == nil && dir == "" {
+		err = errors.New("go list printed no directory")
+	}
+	return dir, err
+})
 
 // onnxruntimeGo is the module that ships the binding's test models.
 const onnxruntimeGo = "github.com/yalue/onnxruntime_go"

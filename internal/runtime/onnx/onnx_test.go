@@ -407,7 +407,7 @@ func TestRunErrors(t *testing.T) {
 				s = open(t, tt.model)
 			}
 			out, err := s.Run(tt.inputs, tt.outputs)
-			if !errors.Is(err, tt.want) || !strings.Contains(fmt1(err), tt.msg) {
+			if !errors.Is(err, tt.want) || !strings.Contains(errString(err), tt.msg) {
 				t.Errorf("Run: %v, want %v containing %q", err, tt.want, tt.msg)
 			}
 			if out != nil {
@@ -417,7 +417,7 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-func fmt1(err error) string {
+func errString(err error) string {
 	if err == nil {
 		return ""
 	}
