@@ -3,6 +3,8 @@ package onnx
 import (
 	"testing"
 
+	ort "github.com/yalue/onnxruntime_go"
+
 	"github.com/rampart-ml/rampart/internal/onnxmeta/testmodels"
 	"github.com/rampart-ml/rampart/internal/tensor"
 )
@@ -46,4 +48,32 @@ func BenchmarkPaddleClsInProcessParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRandomForestBinding calls the binding directly, input tensor made
+// once, to show what this package's conversions cost on top (same run).
+func BenchmarkRandomForestBinding(b *testing.B) {
+	opts, err := sessionOptions(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = opts.Destroy() }()
+	s, err := ort.NewDynamicAdvancedSession(testmodels.RandomForest(b), []string{"X"}, []string{"output_label"}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Destroy() }()
+	x, err := ort.NewTensor(ort.NewShape(1, 4), []float32{5.9, 3.0, 5.1, 1.8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = x.Destroy() }()
+	b.ReportAllocs()
+	for b.Loop() {
+		out := []ort.Value{nil}
+		if err := s.Run([]ort.Value{x}, out); err != nil {
+			b.Fatal(err)
+		}
+		_ = out[0].Destroy()
+	}
 }
