@@ -19,14 +19,14 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION       := v2.30.0
 GOVULNCHECK_VERSION := v1.9.0
 
-.PHONY: all build run test test-deps lint vulncheck bench fuzz deps clean
+.PHONY: all build run test test-deps onnxruntime lint vulncheck bench fuzz deps clean
 
 all: build
 
 deps:
 	go mod download
 
-build: deps
+build: deps onnxruntime
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/rampart ./cmd/rampart
 
 ## run: build and start a server with its data under ./.rampart
@@ -38,9 +38,13 @@ test: deps test-deps
 	go test -race -count=1 -timeout 15m ./...
 
 ## test-deps: programs the tests start and models they read (cached under ~/.cache/rampart)
-test-deps:
+test-deps: onnxruntime
 	scripts/install-oidc-example.sh
 	scripts/fetch-test-models.sh
+
+## onnxruntime: the ONNX Runtime shared library the ONNX engine loads (cached under ~/.cache/rampart)
+onnxruntime:
+	scripts/fetch-onnxruntime.sh
 
 ## lint: gofmt, go vet, staticcheck, gosec
 lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION) $(TOOLS)/gosec-$(GOSEC_VERSION)

@@ -5,8 +5,12 @@
 package testmodels
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -63,3 +67,42 @@ func Path(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// RandomForest returns the path of the scikit-learn random forest classifier
+// in the github.com/yalue/onnxruntime_go module's test_data (input X FP32
+// [-1,4] → output_label INT64 [-1] and output_probability, a sequence of
+// maps).
+func RandomForest(t testing.TB) string {
+	t.Helper()
+	return BindingTestData(t, "sklearn_randomforest.onnx")
+}
+
+// BindingTestData returns the path of a file in the test_data directory of
+// the github.com/yalue/onnxruntime_go module (small models of many element
+// types). The module is found through `go list -m`, so the files are present
+// wherever the module's dependencies are downloaded (`make deps`).
+func BindingTestData(t testing.TB, name string) string {
+	t.Helper()
+	dir, err := bindingDir()
+	if err != nil {
+		t.Fatalf("testmodels: locate module %s (%v); run `make deps`", onnxruntimeGo, err)
+	}
+	p := filepath.Join(dir, "test_data", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("testmodels: test model %s is missing (%v); run `make deps`", p, err)
+	}
+	return p
+}
+
+// bindingDir asks the go command once where the module is.
+var bindingDir = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", onnxruntimeGo).Output() // #nosec G204 -- constant arguments
+	dir := strings.TrimSpace(string(out))
+	if err == nil && dir == "" {
+		err = errors.New("go list printed no directory")
+	}
+	return dir, err
+})
+
+// onnxruntimeGo is the module that ships the binding's test models.
+const onnxruntimeGo = "github.com/yalue/onnxruntime_go"

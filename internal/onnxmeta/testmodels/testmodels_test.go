@@ -59,3 +59,11 @@ func TestPath(t *testing.T) {
 		t.Errorf("Path = %q (failure %q), want %q", got, failure, want)
 	}
 }
+
+func TestRandomForest(t *testing.T) {
+	t.Parallel()
+	p := RandomForest(t)
+	if filepath.Base(p) != "sklearn_randomforest.onnx" {
+		t.Errorf("RandomForest = %q", p)
+	}
+}
