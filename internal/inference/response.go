@@ -232,3 +232,76 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
+
+// Response is a decoded inference response (the client side; the gateway
+// only encodes them).
+type Response struct {
+	ModelName, ModelVersion, ID string
+	Outputs                     []tensor.Tensor
+}
+
+// DecodeResponse decodes what EncodeResponse writes, under the same rules
+// and limits as DecodeRequest (headerLen -1: plain JSON). For clients and
+// tests.
+func DecodeResponse(body []byte, headerLen int64, lim Limits) (*Response, error) {
+	lim = lim.withDefaults()
+	if int64(len(body)) > lim.MaxBodyBytes {
+		return nil, tooLarge("response body is larger than %d bytes", lim.MaxBodyBytes)
+	}
+	if headerLen < -1 || headerLen > int64(len(body)) {
+		return nil, badRequest("Inference-Header-Content-Length %d does not fit a %d-byte body", headerLen, len(body))
+	}
+	header, bin := body, []byte(nil)
+	if headerLen >= 0 {
+		header, bin = body[:headerLen], body[headerLen:]
+	}
+	s := &scanner{buf: header, maxDepth: lim.MaxJSONDepth}
+	resp := &Response{}
+	var outs []rawInput
+	seen := map[string]bool{}
+	err := s.object(func(key string) error {
+		if seen[key] {
+			return badRequest("duplicate field %q in the response", key)
+		}
+		seen[key] = true
+		var err error
+		switch key {
+		case "model_name":
+			resp.ModelName, err = s.readString()
+		case "model_version":
+			resp.ModelVersion, err = s.readString()
+		case "id":
+			resp.ID, err = s.readString()
+		case "parameters":
+			err = s.skip()
+		case "outputs":
+			err = s.array(func(i int) error {
+				if i >= lim.MaxOutputs {
+					return tooLarge("more than %d outputs", lim.MaxOutputs)
+				}
+				o, err := decodeInput(s, i, lim)
+				outs = append(outs, o)
+				return err
+			})
+		default:
+			err = badRequest("unknown field %q in the response", key)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.ws() != 0 {
+		return nil, s.errorf("data after the response object")
+	}
+	resp.Outputs = make([]tensor.Tensor, len(outs))
+	for i, o := range outs {
+		if resp.Outputs[i], err = convertInput(o, headerLen >= 0, &bin, lim); err != nil {
+			return nil, err
+		}
+	}
+	if len(bin) > 0 {
+		return nil, badRequest("%d bytes of binary data follow the last output's binary data", len(bin))
+	}
+	return resp, nil
+}
