@@ -21,7 +21,7 @@ func toHalf(f float64, expBits, mantBits uint) (h uint16, ok bool) {
 	mant := b & (1<<52 - 1)
 	bias := 1<<(expBits-1) - 1
 	maxExp := 1<<expBits - 1
-	inf := sign | uint16(maxExp)<<mantBits
+	inf := sign | uint16(maxExp)<<mantBits // #nosec G115 -- maxExp < 256
 	if exp == 0x7ff {
 		if mant != 0 {
 			return inf | 1<<(mantBits-1), true // quiet NaN

@@ -73,7 +73,7 @@ func appendInt(out []byte, v uint64, size int) []byte {
 	le := binary.LittleEndian
 	switch size {
 	case 1:
-		return append(out, byte(v))
+		return append(out, byte(v)) // #nosec G115 -- range checked by the caller
 	case 2:
 		return le.AppendUint16(out, uint16(v)) // #nosec G115 -- range checked by the caller
 	case 4:

@@ -59,6 +59,38 @@ func ReadBody(r io.Reader, lim Limits) ([]byte, error) {
 	return body, nil
 }
 
+// The fields each object may have; any other is refused.
+var (
+	requestFields  = []string{"id", "parameters", "inputs", "outputs"}
+	responseFields = []string{"model_name", "model_version", "id", "parameters", "outputs"}
+	inputFields    = []string{"name", "shape", "datatype", "parameters", "data"}
+	outputFields   = []string{"name", "parameters"}
+)
+
+// once checks that key is one of fields (at most 32) and was not seen
+// before in this object, recording it in seen; the object is named by
+// where and, unless it is -1, its index. A bit set instead of a map: this
+// runs for every field of every request.
+func once(seen *uint32, fields []string, key, where string, index int) error {
+	for i, f := range fields {
+		if f == key {
+			if *seen&(1<<i) == 0 {
+				*seen |= 1 << i
+				return nil
+			}
+			return badRequest("duplicate field %q in %s", key, objectName(where, index))
+		}
+	}
+	return badRequest("unknown field %q in %s", key, objectName(where, index))
+}
+
+func objectName(where string, index int) string {
+	if index < 0 {
+		return where
+	}
+	return where + " " + itoa(index)
+}
+
 // rawInput is an input as the JSON header describes it, before its data
 // is converted (its fields may come in any order).
 type rawInput struct {
@@ -103,12 +135,11 @@ func DecodeRequest(body []byte, headerLen int64, lim Limits) (*Request, error) {
 	req := &Request{}
 	var inputs []rawInput
 	var outputs []rawOutput
-	seen := map[string]bool{}
+	var seen uint32
 	err := s.object(func(key string) error {
-		if seen[key] {
-			return badRequest("duplicate field %q in the request", key)
+		if err := once(&seen, requestFields, key, "the request", -1); err != nil {
+			return err
 		}
-		seen[key] = true
 		switch key {
 		case "id":
 			id, err := s.readString()
@@ -157,7 +188,7 @@ func DecodeRequest(body []byte, headerLen int64, lim Limits) (*Request, error) {
 	if s.ws() != 0 {
 		return nil, s.errorf("data after the request object")
 	}
-	if !seen["inputs"] || len(inputs) == 0 {
+	if len(inputs) == 0 {
 		return nil, badRequest("the request has no inputs")
 	}
 
@@ -192,12 +223,11 @@ func DecodeRequest(body []byte, headerLen int64, lim Limits) (*Request, error) {
 
 func decodeInput(s *scanner, i int, lim Limits) (rawInput, error) {
 	in := rawInput{binarySize: -1}
-	seen := map[string]bool{}
+	var seen uint32
 	err := s.object(func(key string) error {
-		if seen[key] {
-			return badRequest("duplicate field %q in input %d", key, i)
+		if err := once(&seen, inputFields, key, "input", i); err != nil {
+			return err
 		}
-		seen[key] = true
 		var err error
 		switch key {
 		case "name":
@@ -249,12 +279,11 @@ func decodeInput(s *scanner, i int, lim Limits) (rawInput, error) {
 
 func decodeOutput(s *scanner, i int) (rawOutput, error) {
 	out := rawOutput{binary: -1}
-	seen := map[string]bool{}
+	var seen uint32
 	err := s.object(func(key string) error {
-		if seen[key] {
-			return badRequest("duplicate field %q in output %d", key, i)
+		if err := once(&seen, outputFields, key, "output", i); err != nil {
+			return err
 		}
-		seen[key] = true
 		var err error
 		switch key {
 		case "name":

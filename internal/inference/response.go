@@ -258,12 +258,11 @@ func DecodeResponse(body []byte, headerLen int64, lim Limits) (*Response, error)
 	s := &scanner{buf: header, maxDepth: lim.MaxJSONDepth}
 	resp := &Response{}
 	var outs []rawInput
-	seen := map[string]bool{}
+	var seen uint32
 	err := s.object(func(key string) error {
-		if seen[key] {
-			return badRequest("duplicate field %q in the response", key)
+		if err := once(&seen, responseFields, key, "the response", -1); err != nil {
+			return err
 		}
-		seen[key] = true
 		var err error
 		switch key {
 		case "model_name":
