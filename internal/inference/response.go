@@ -19,24 +19,77 @@ const (
 	ContentTypeBinary = "application/octet-stream"
 )
 
-// EncodeResponse writes a v2 inference response to w. Outputs for which
+// EncodeResponse writes a v2 inference response to w: PrepareResponse
+// then WriteTo. headerLen is the JSON header's length when there is binary
+// data (for Inference-Header-Content-Length) and -1 for plain JSON;
+// contentType is the body's. An HTTP handler, which must set its headers
+// before the body, calls PrepareResponse itself.
+func EncodeResponse(w io.Writer, modelName, modelVersion, id string, outputs []tensor.Tensor, binary func(name string) bool) (headerLen int64, contentType string, err error) {
+	r, err := PrepareResponse(modelName, modelVersion, id, outputs, binary)
+	if err != nil {
+		return 0, "", err
+	}
+	if _, err := r.WriteTo(w); err != nil {
+		return 0, "", err
+	}
+	return r.HeaderLen, r.ContentType, nil
+}
+
+// EncodedResponse is a response ready to send: set the headers from its
+// fields and Len, then WriteTo the body. The binary data is not copied: it
+// is the outputs' Data.
+type EncodedResponse struct {
+	// HeaderLen is the JSON header's length when the body has binary data
+	// (the Inference-Header-Content-Length header), else -1.
+	HeaderLen int64
+	// ContentType is the body's: ContentTypeJSON or ContentTypeBinary.
+	ContentType string
+	json        []byte
+	binary      [][]byte
+}
+
+// Len is the body's length (the Content-Length header).
+func (r *EncodedResponse) Len() int64 {
+	n := int64(len(r.json))
+	for _, b := range r.binary {
+		n += int64(len(b))
+	}
+	return n
+}
+
+// WriteTo writes the body.
+func (r *EncodedResponse) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(r.json)
+	total := int64(n)
+	for _, b := range r.binary {
+		if err != nil {
+			break
+		}
+		n, err = w.Write(b)
+		total += int64(n)
+	}
+	if err != nil {
+		return total, fmt.Errorf("write response: %w", err)
+	}
+	return total, nil
+}
+
+// PrepareResponse encodes a v2 inference response. Outputs for which
 // binary(name) is true (binary may be nil: none) go into the binary tensor
 // data extension: the JSON header gives their binary_data_size and their
-// bytes follow it, in output order. headerLen is the JSON header's length
-// when there is binary data, for the Inference-Header-Content-Length
-// header, and -1 when the body is plain JSON; contentType is the body's.
+// bytes follow it, in output order.
 //
 // An output JSON cannot carry (NaN, infinity, BYTES that are not UTF-8) is
 // an *Error (422) telling the client to ask for binary output; an output
 // whose data does not match its shape is a plain error (the worker's
 // fault, a 500).
-func EncodeResponse(w io.Writer, modelName, modelVersion, id string, outputs []tensor.Tensor, binary func(name string) bool) (headerLen int64, contentType string, err error) {
+func PrepareResponse(modelName, modelVersion, id string, outputs []tensor.Tensor, binary func(name string) bool) (*EncodedResponse, error) {
 	size := 128
 	anyBinary := false
 	isBinary := make([]bool, len(outputs))
 	for i, t := range outputs {
 		if err := t.Validate(); err != nil {
-			return 0, "", fmt.Errorf("encode output %d: %w", i, err)
+			return nil, fmt.Errorf("encode output %d: %w", i, err)
 		}
 		isBinary[i] = binary != nil && binary(t.Name)
 		anyBinary = anyBinary || isBinary[i]
@@ -79,27 +132,23 @@ func EncodeResponse(w io.Writer, modelName, modelVersion, id string, outputs []t
 			continue
 		}
 		b = append(b, `,"data":`...)
+		var err error
 		if b, err = appendJSONData(b, t); err != nil {
-			return 0, "", err
+			return nil, err
 		}
 		b = append(b, '}')
 	}
 	b = append(b, "]}"...)
-	if _, err := w.Write(b); err != nil {
-		return 0, "", fmt.Errorf("write response: %w", err)
-	}
-	if !anyBinary {
-		return -1, ContentTypeJSON, nil
-	}
-	for i, t := range outputs {
-		if !isBinary[i] {
-			continue
-		}
-		if _, err := w.Write(t.Data); err != nil {
-			return 0, "", fmt.Errorf("write response: %w", err)
+	r := &EncodedResponse{HeaderLen: -1, ContentType: ContentTypeJSON, json: b}
+	if anyBinary {
+		r.HeaderLen, r.ContentType = int64(len(b)), ContentTypeBinary
+		for i, t := range outputs {
+			if isBinary[i] {
+				r.binary = append(r.binary, t.Data)
+			}
 		}
 	}
-	return int64(len(b)), ContentTypeBinary, nil
+	return r, nil
 }
 
 // ErrorBody is the protocol's error body, {"error":"..."}.

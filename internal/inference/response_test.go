@@ -53,6 +53,13 @@ func TestEncodeResponseBinary(t *testing.T) {
 	if ct != ContentTypeBinary || hl != int64(len(header)) || w.String() != header+string(f32s(1, 2)) {
 		t.Errorf("EncodeResponse = %d, %q, %q", hl, ct, w.String())
 	}
+	r, err := PrepareResponse("m", "", "", outs, func(name string) bool { return name == "y" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Len() != int64(w.Len()) || r.HeaderLen != hl || r.ContentType != ct {
+		t.Errorf("PrepareResponse: Len %d, HeaderLen %d, ContentType %q; want %d, %d, %q", r.Len(), r.HeaderLen, r.ContentType, w.Len(), hl, ct)
+	}
 }
 
 func TestEncodeResponseErrors(t *testing.T) {
