@@ -16,11 +16,12 @@ type scanner struct {
 	pos      int
 	depth    int
 	maxDepth int
+	base     int // offset of buf in the body, for messages
 }
 
 func (s *scanner) errorf(format string, args ...any) *Error {
 	e := badRequest(format, args...)
-	e.Msg = "malformed JSON at byte " + itoa(s.pos) + ": " + e.Msg
+	e.Msg = "malformed JSON at byte " + itoa(s.base+s.pos) + ": " + e.Msg
 	return e
 }
 
@@ -350,4 +351,38 @@ func hex4(b []byte) (rune, bool) {
 		r = r<<4 | rune(c)
 	}
 	return r, true
+}
+
+// arraySpan finds the end of the array that starts at the scanner and
+// returns it (a sub-slice of the input) without converting its elements:
+// tensor data is walked once more, by decodeData, which validates every
+// element as it converts it; this pass only matches brackets (outside
+// strings) and bounds the nesting.
+func (s *scanner) arraySpan() ([]byte, error) {
+	if s.ws() != '[' {
+		return s.span() // not an array: decodeData reports it
+	}
+	b, start, depth := s.buf, s.pos, 0
+	for i := start; i < len(b); i++ {
+		switch b[i] {
+		case '[', '{':
+			if depth++; s.depth+depth > s.maxDepth {
+				s.pos = i
+				return nil, s.errorf("nested deeper than %d", s.maxDepth)
+			}
+		case ']', '}':
+			if depth--; depth == 0 {
+				s.pos = i + 1
+				return b[start:s.pos], nil
+			}
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	s.pos = len(b)
+	return nil, s.errorf("unterminated array")
 }

@@ -98,6 +98,7 @@ type rawInput struct {
 	shape          []int64
 	hasShape       bool
 	data           []byte // the JSON text of "data"
+	dataAt         int    // its offset in the body
 	binarySize     int64  // parameters.binary_data_size, -1 if absent
 }
 
@@ -252,7 +253,9 @@ func decodeInput(s *scanner, i int, lim Limits) (rawInput, error) {
 				return nil
 			})
 		case "data":
-			in.data, err = s.span()
+			s.ws()
+			in.dataAt = s.pos
+			in.data, err = s.arraySpan()
 		case "parameters":
 			err = s.object(func(name string) error {
 				if name != "binary_data_size" {
@@ -360,7 +363,7 @@ func convertInput(in rawInput, binaryAllowed bool, bin *[]byte, lim Limits) (ten
 		}
 		return t, nil
 	case in.data != nil:
-		data, got, err := decodeData(in.data, dt, in.shape, n, lim.MaxJSONDepth)
+		data, got, err := decodeData(in.data, in.dataAt, dt, in.shape, n, lim.MaxJSONDepth)
 		if err != nil {
 			err.Msg = "input " + q + ": " + err.Msg
 			return t, err
@@ -378,8 +381,8 @@ func convertInput(in rawInput, binaryAllowed bool, bin *[]byte, lim Limits) (ten
 // decodeData converts a JSON data array (flat, or nested exactly as the
 // shape) of datatype dt into the v2 binary layout. It returns the element
 // count it found; the caller compares it with the shape's.
-func decodeData(text []byte, dt tensor.Datatype, shape []int64, want int64, maxDepth int) ([]byte, int64, *Error) {
-	s := &scanner{buf: text, maxDepth: maxDepth}
+func decodeData(text []byte, at int, dt tensor.Datatype, shape []int64, want int64, maxDepth int) ([]byte, int64, *Error) {
+	s := &scanner{buf: text, maxDepth: maxDepth, base: at}
 	// The nesting depth is the number of leading brackets; every leaf must
 	// sit at that depth.
 	depth := 0
@@ -498,4 +501,21 @@ func (d *dataDecoder) leaf() *Error {
 	}
 	d.n++
 	return nil
+}
+
+// HeaderInferenceHeaderContentLength names the binary extension's header.
+const HeaderInferenceHeaderContentLength = "Inference-Header-Content-Length"
+
+// ParseHeaderLength parses the Inference-Header-Content-Length header's
+// value for DecodeRequest: -1 when absent (""), else a non-negative decimal
+// integer.
+func ParseHeaderLength(v string) (int64, error) {
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || v[0] == '+' {
+		return 0, badRequest("%s %q is not a non-negative integer", HeaderInferenceHeaderContentLength, v)
+	}
+	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -158,7 +159,7 @@ var decodeCases = []decodeCase{
 	{name: "mixed nesting", body: `{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],3,4]}]}`, wantErr: `element 2: want an array at nesting level 2`},
 	{name: "deeper later", body: `{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1,[2]]}]}`, wantErr: `element 1: data is nested deeper than its first element`},
 	{name: "nesting vs rank", body: `{"inputs":[{"name":"x","shape":[4],"datatype":"FP32","data":[[1,2],[3,4]]}]}`, wantErr: `data is nested 2 deep but shape [4] has 1 dimensions`},
-	{name: "bad number", body: `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[01]}]}`, wantErr: `unexpected '1', want ','`},
+	{name: "bad number", body: `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[01]}]}`, wantErr: `input "x": malformed JSON at byte 62: want ',' or ']' in data`},
 	{name: "NaN literal", body: `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[NaN]}]}`, wantErr: `unexpected 'N', want a value`},
 	{name: "bad escape", body: `{"id":"\x"}`, wantErr: `invalid escape \x`},
 	{name: "lone surrogate", body: `{"id":"\ud800"}`, wantErr: `unpaired UTF-16 surrogate`},
@@ -270,4 +271,38 @@ func TestWantBinary(t *testing.T) {
 			t.Errorf("WantBinary(%q) = %v, want %v", name, got, want)
 		}
 	}
+}
+
+var headerLengthCases = []struct {
+	in   string
+	want int64
+	ok   bool
+}{
+	{"", -1, true}, {"0", 0, true}, {"123", 123, true},
+	{"-1", 0, false}, {"+5", 0, false}, {"1e3", 0, false}, {" 5", 0, false}, {"99999999999999999999", 0, false},
+}
+
+func TestParseHeaderLength(t *testing.T) {
+	t.Parallel()
+	for _, tc := range headerLengthCases {
+		got, err := ParseHeaderLength(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("ParseHeaderLength(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzParseHeaderLength(f *testing.F) {
+	for _, tc := range headerLengthCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, err := ParseHeaderLength(v)
+		if err == nil && n < -1 {
+			t.Fatalf("ParseHeaderLength(%q) = %d", v, n)
+		}
+		if err == nil && v != "" && strconv.FormatInt(n, 10) != strings.TrimLeft(v, "0") && !(n == 0 && strings.Trim(v, "0") == "") {
+			t.Fatalf("ParseHeaderLength(%q) = %d, not the same number", v, n)
+		}
+	})
 }
