@@ -386,3 +386,10 @@ func (s *scanner) arraySpan() ([]byte, error) {
 	s.pos = len(b)
 	return nil, s.errorf("unterminated array")
 }
+
+// atEnd skips white space and says whether the input is used up (ws
+// alone cannot tell the end from a NUL byte).
+func (s *scanner) atEnd() bool {
+	s.ws()
+	return s.pos >= len(s.buf)
+}

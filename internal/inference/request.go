@@ -186,7 +186,7 @@ func DecodeRequest(body []byte, headerLen int64, lim Limits) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.ws() != 0 {
+	if !s.atEnd() {
 		return nil, s.errorf("data after the request object")
 	}
 	if len(inputs) == 0 {
@@ -404,7 +404,7 @@ func decodeData(text []byte, at int, dt tensor.Datatype, shape []int64, want int
 	if err := d.level(0, depth, shape); err != nil {
 		return nil, 0, err
 	}
-	if s.ws() != 0 {
+	if !s.atEnd() {
 		return nil, 0, s.errorf("data after the data array")
 	}
 	return d.out, d.n, nil

@@ -127,6 +127,8 @@ var decodeCases = []decodeCase{
 	{name: "empty body", body: ``, wantErr: "malformed JSON at byte 0"},
 	{name: "not an object", body: `[1]`, wantErr: `unexpected '[', want '{'`},
 	{name: "trailing", body: `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]} x`, wantErr: "data after the request object"},
+	{name: "trailing NUL", body: "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]}]}\x00", wantErr: "data after the request object"},
+	{name: "NUL in data", body: "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1\x00]}]}", wantErr: "want ',' or ']' in data"},
 	{name: "no inputs", body: `{"inputs":[]}`, wantErr: "the request has no inputs"},
 	{name: "unknown field", body: `{"input":[]}`, wantErr: `unknown field "input" in the request`},
 	{name: "unknown input field", body: `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"dtype":"x"}]}`, wantErr: `unknown field "dtype" in input 0`},

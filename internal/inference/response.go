@@ -339,7 +339,7 @@ func DecodeResponse(body []byte, headerLen int64, lim Limits) (*Response, error)
 	if err != nil {
 		return nil, err
 	}
-	if s.ws() != 0 {
+	if !s.atEnd() {
 		return nil, s.errorf("data after the response object")
 	}
 	resp.Outputs = make([]tensor.Tensor, len(outs))
