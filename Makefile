@@ -19,7 +19,7 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION       := v2.30.0
 GOVULNCHECK_VERSION := v1.9.0
 
-.PHONY: all build run test test-deps onnxruntime lint vulncheck bench fuzz deps clean
+.PHONY: all build run test test-deps onnxruntime lint vulncheck bench fuzz deps clean proto
 
 all: build
 
@@ -84,6 +84,10 @@ fuzz: deps
 	    go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+## proto: regenerate internal/inference/oippb from its .proto (needs protoc; the output is committed, so build and test never run this)
+proto:
+	scripts/gen-proto.sh
 
 clean:
 	rm -rf bin
