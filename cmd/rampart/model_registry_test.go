@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/modelsign"
 	"github.com/rampart-ml/rampart/internal/onnxmeta/testmodels"
 )
@@ -58,6 +59,28 @@ func zipDir(t *testing.T, dir, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// tamperLargeBlobs flips a byte in every stored blob of at least size
+// bytes (the encrypted ONNX file).
+func tamperLargeBlobs(t *testing.T, dir string, size int64) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(dir, "blobs"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || int64(len(b)) < size {
+			return err
+		}
+		b[len(b)/2] ^= 0xff
+		n++
+		return os.WriteFile(p, b, 0o600)
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("tampered with %d blobs: %v", n, err)
+	}
 }
 
 // TestModelRegistryCommands walks one model through onboard, list, show,
@@ -156,6 +179,19 @@ func TestModelRegistryCommands(t *testing.T) {
 	stdout, _ = rampart(t, 0, "model", "show", id)
 	wantContains(t, "show after update", stdout, "Detects the text direction.")
 	rampart(t, 2, "model", "update", id)
+
+	// ---- a tampered blob: the download is cut, nothing is left behind ----
+	tamperLargeBlobs(t, filepath.Join(s.DataDir, datadir.ArtifactsDir), int64(len(onnx)))
+	cut := filepath.Join(t.TempDir(), "cut")
+	_, stderr = rampart(t, 1, "model", "download", id+"@1.0", "-o", cut)
+	wantContains(t, "download of a tampered version", stderr, "cut the download short")
+	if _, err := os.Lstat(cut); !os.IsNotExist(err) {
+		t.Errorf("an aborted download left %s behind: %v", cut, err)
+	}
+	stdout, _ = rampart(t, 0, "model", "show", id+"@1.0")
+	wantContains(t, "show quarantined", stdout, "quarantined (digest_mismatch)")
+	_, stderr = rampart(t, 1, "model", "download", id+"@1.0", "-o", cut)
+	wantContains(t, "download of a quarantined version", stderr, "(quarantined)")
 
 	// ---- delete ----
 	_, stderr = rampart(t, 1, "model", "delete", id)
