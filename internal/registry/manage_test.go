@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampart-ml/rampart/internal/app/apptest"
+	"github.com/rampart-ml/rampart/internal/config"
 	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/modelarchive"
 	"github.com/rampart-ml/rampart/internal/modelsign"
@@ -293,4 +294,50 @@ func digestOf(v registry.ModelVersion, path string) string {
 		}
 	}
 	return ""
+}
+
+// TestDownloadOutlivesWriteTimeout: a download that takes longer than the
+// server's WriteTimeout (a client reading slowly) still completes, because
+// the deadline is pushed back per chunk. The wait is the point of the
+// test: it must outlast the WriteTimeout.
+func TestDownloadOutlivesWriteTimeout(t *testing.T) {
+	t.Parallel()
+	const writeTimeout = 4 * time.Second
+	s := apptest.Start(t, apptest.FastHashing, func(c *config.Config) { c.HTTP.WriteTimeout = writeTimeout })
+	t.Cleanup(s.Client.CloseIdleConnections)
+	tok := s.Login(t, "admin", s.AdminPassword).AccessToken
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/me/password", tok,
+		map[string]string{"current_password": s.AdminPassword, "new_password": adminPassword}), http.StatusNoContent)
+	admin := s.Login(t, "admin", adminPassword).AccessToken
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/domains", admin, map[string]string{"name": "com.acme"}), http.StatusCreated)
+	key := signingKey(t)
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/signer-keys", admin,
+		map[string]string{"domain": "com.acme", "public_key": publicPEM(t, key.Public())}), http.StatusCreated)
+	// Larger than what socket buffers hold, so the server must wait for
+	// the client.
+	files := modelDir(t, key, map[string]string{"labels.txt": strings.Repeat("a label\n", 3<<20)})
+	v := apptest.Decode[registry.ModelVersion](t, upload(t, s, admin, "com.acme.big", "1", tarOf(t, files)), http.StatusCreated)
+
+	req, err := http.NewRequest("GET", s.URL+"/api/v1/models/com.acme.big/versions/1/download", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+admin)
+	res, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	head := make([]byte, 64<<10)
+	if _, err := io.ReadFull(res.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(writeTimeout + time.Second)
+	rest, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("the download was cut after the server's WriteTimeout: %v", err)
+	}
+	if got := checkTar(t, append(head, rest...), v.CreatedAt); len(got["labels.txt"]) != 3<<20*len("a label\n") {
+		t.Errorf("labels.txt has %d bytes", len(got["labels.txt"]))
+	}
 }
