@@ -17,13 +17,20 @@ import (
 )
 
 const (
-	modelSynopsis       = "rampart model sign|verify [flags] DIR | rampart model keys add|list|revoke|delete"
+	modelSynopsis       = "rampart model onboard|list|show|download|delete|sbom|update [flags] | rampart model sign|verify [flags] DIR | rampart model keys add|list|revoke|delete"
 	modelSignSynopsis   = "rampart model sign --key PRIVATE.pem DIR\n\nWrites DIR/" + modelsign.SignatureFile + ": an OpenSSF Model Signing v1.0 signature of every file in DIR\n(ECDSA P-256/P-384/P-521 or Ed25519 key, unencrypted PEM: PKCS#8 or SEC 1)."
 	modelVerifySynopsis = "rampart model verify --key PUBLIC.pem [--signature FILE] DIR\n\nChecks DIR against its OpenSSF Model Signing signature, offline.\nExit status: 0 verified; 1 not verified (the problem is named); 2 a wrong command line."
 )
 
 func modelCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
 	return runAccessSubcommand(ctx, modelSynopsis, []accessSubcommand{
+		{"onboard", "upload a model version (a directory or a .tar/.tar.gz/.zip of it)", modelOnboard},
+		{"list", "list the models you may read", modelList},
+		{"show", "show a model and its versions, or one version (ID@VERSION)", modelShow},
+		{"download", "download a version's signed directory (as a tar, or unpacked)", modelDownload},
+		{"delete", "delete a version (ID@VERSION) or a model without versions", modelDelete},
+		{"sbom", "print a version's CycloneDX ML-BOM", modelSBOM},
+		{"update", "change a model's title or description", modelUpdate},
 		{"sign", "sign a model directory with a private key (writes DIR/model.sig)", modelSign},
 		{"verify", "verify a model directory's signature with a public key", modelVerify},
 		{"keys", "manage the signer keys the registry trusts per domain (admin)", modelKeysCmd},

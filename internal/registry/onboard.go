@@ -98,6 +98,13 @@ func (m *ModelsAPI) Mount(api *httpapi.Server) {
 		{Pattern: "PUT /api/v1/models/{id}/versions/{version}", Access: httpapi.Authenticated, MaxBodyBytes: uploadBodyLimit, Handler: m.onboard},
 		{Pattern: "GET /api/v1/models", Access: httpapi.Authenticated, Handler: m.listModels},
 		{Pattern: "GET /api/v1/models/{id}/versions/{version}", Access: httpapi.Authenticated, Handler: m.getVersion},
+		// manage.go
+		{Pattern: "GET /api/v1/models/{id}", Access: httpapi.Authenticated, Handler: m.getModel},
+		{Pattern: "PATCH /api/v1/models/{id}", Access: httpapi.Authenticated, MaxBodyBytes: 64 << 10, Handler: m.updateModel},
+		{Pattern: "DELETE /api/v1/models/{id}", Access: httpapi.Authenticated, Handler: m.deleteModel},
+		{Pattern: "DELETE /api/v1/models/{id}/versions/{version}", Access: httpapi.Authenticated, Handler: m.deleteVersion},
+		{Pattern: "GET /api/v1/models/{id}/versions/{version}/download", Access: httpapi.Authenticated, Handler: m.download},
+		{Pattern: "GET /api/v1/models/{id}/versions/{version}/sbom", Access: httpapi.Authenticated, Handler: m.sbom},
 	} {
 		api.Handle(rt)
 	}
