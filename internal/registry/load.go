@@ -31,10 +31,6 @@ import (
 	"github.com/rampart-ml/rampart/internal/store"
 )
 
-// ActionModelQuarantine is the audit action of a version quarantined
-// because its stored bytes no longer matched their digests.
-const ActionModelQuarantine = "model.quarantine"
-
 // ErrQuarantined: the version is quarantined (now, or already was) and is
 // not handed to any worker.
 var ErrQuarantined = errors.New("model version is quarantined")
@@ -258,16 +254,7 @@ func (l *Loader) quarantine(ctx context.Context, t access.Target, version string
 	if l.recorder == nil {
 		return errNoRecorder
 	}
-	ctx = context.WithoutCancel(ctx) // the finding must be kept even if the caller gave up
-	return l.store.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.Models().SetModelVersionState(ctx, t.ID, version, store.VersionQuarantined, mm.reason); err != nil {
-			return fmt.Errorf("quarantine %s@%s: %w", t.ID, version, err)
-		}
-		return l.recorder.Record(ctx, tx, audit.Entry{
-			Action: ActionModelQuarantine, Target: modelTarget(t, version), Outcome: audit.OutcomeFailure,
-			Reason: mm.code, Actor: loaderActor,
-		})
-	})
+	return quarantineVersion(ctx, l.store, l.recorder, t, version, mm.reason, mm.code, loaderActor)
 }
 
 // fileNameOK accepts a clean relative POSIX path: what onboarding stored.

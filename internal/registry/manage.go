@@ -29,10 +29,9 @@ import (
 
 // Audit actions of model management.
 const (
-	ActionModelUpdate     = "model.update"
-	ActionModelDelete     = "model.delete" // a model, or one version (target id@version)
-	ActionModelDownload   = "model.download"
-	ActionModelQuarantine = "model.quarantine"
+	ActionModelUpdate   = "model.update"
+	ActionModelDelete   = "model.delete" // a model, or one version (target id@version)
+	ActionModelDownload = "model.download"
 )
 
 // Bounds of the editable model metadata, in characters.
@@ -280,8 +279,11 @@ func (m *ModelsAPI) deleteVersion(w http.ResponseWriter, r *http.Request) error 
 	case err != nil:
 		return fmt.Errorf("delete model version %s@%s: %w", id, ver, err)
 	}
-	// After the commit: a blob still referenced by another version stays.
-	m.dropUnreferenced(ctx, blobDomain, files)
+	// After the commit, through blobRefs: a blob still referenced by
+	// another version stays, and one an upload in progress has stored but
+	// not yet committed is deleted only once that upload has ended.
+	m.refs.begin(blobDomain)
+	m.refs.end(ctx, blobDomain, files)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -425,13 +427,7 @@ func (m *ModelsAPI) quarantine(ctx context.Context, t access.Target, v store.Mod
 	const reason = "digest_mismatch"
 	slog.ErrorContext(ctx, "model version failed its digest check; quarantining it",
 		slog.String("model", v.ModelID), slog.String("version", v.Version), slog.String("error", cause.Error()))
-	err := m.opt.Store.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.Models().SetModelVersionState(ctx, v.ModelID, v.Version, store.VersionQuarantined, reason); err != nil {
-			return err
-		}
-		return m.opt.Recorder.Record(ctx, tx, audit.Entry{Action: ActionModelQuarantine, Target: modelTarget(t, v.Version),
-			Outcome: audit.OutcomeFailure, Reason: reason})
-	})
+	err := quarantineVersion(ctx, m.opt.Store, m.opt.Recorder, t, v.Version, reason, reason, nil)
 	if err != nil {
 		slog.ErrorContext(ctx, "quarantine failed", slog.String("model", v.ModelID), slog.String("version", v.Version),
 			slog.String("error", err.Error()))

@@ -7,7 +7,6 @@ import (
 	"crypto"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/rampart-ml/rampart/internal/app/apptest"
 	"github.com/rampart-ml/rampart/internal/config"
-	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/modelarchive"
 	"github.com/rampart-ml/rampart/internal/modelsign"
 	"github.com/rampart-ml/rampart/internal/registry"
@@ -81,22 +79,6 @@ func checkTar(t *testing.T, data []byte, mtime time.Time) map[string][]byte {
 	return got
 }
 
-// blobPath finds the file of a blob under the artifact directory.
-func blobPath(t *testing.T, s *apptest.Server, digest string) string {
-	t.Helper()
-	var found string
-	root := filepath.Join(s.DataDir, datadir.ArtifactsDir)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == digest {
-			found = p
-		}
-		return err
-	})
-	if err != nil || found == "" {
-		t.Fatalf("blob %s not found under %s: %v", digest, root, err)
-	}
-	return found
-}
 
 // One server for the whole story: starting one is the slow part.
 func TestManageModels(t *testing.T) {
@@ -229,8 +211,8 @@ func TestManageModels(t *testing.T) {
 	}
 
 	// ---- delete a version: shared blobs stay, its own go ----
-	readme1 := blobPath(t, s, digestOf(v1, "README.md"))
-	onnx := blobPath(t, s, digestOf(v1, "model.onnx"))
+	readme1 := blobPath(t, s, fileDigest(v1, "README.md"))
+	onnx := blobPath(t, s, fileDigest(v1, "model.onnx"))
 	apptest.WantStatus(t, s.Do(t, "DELETE", "/api/v1/models/"+id+"/versions/1.0", admin, nil), http.StatusNoContent)
 	apptest.WantStatus(t, s.Do(t, "DELETE", "/api/v1/models/"+id+"/versions/1.0", admin, nil), http.StatusNotFound)
 	if _, err := os.Stat(readme1); !os.IsNotExist(err) {
@@ -287,7 +269,7 @@ func TestManageModels(t *testing.T) {
 	}
 }
 
-func digestOf(v registry.ModelVersion, path string) string {
+func fileDigest(v registry.ModelVersion, path string) string {
 	for _, f := range v.Files {
 		if f.Path == path {
 			return f.Digest
