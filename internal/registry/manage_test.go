@@ -79,7 +79,6 @@ func checkTar(t *testing.T, data []byte, mtime time.Time) map[string][]byte {
 	return got
 }
 
-
 // One server for the whole story: starting one is the slow part.
 func TestManageModels(t *testing.T) {
 	t.Parallel()
