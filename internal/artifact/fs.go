@@ -154,7 +154,7 @@ func (s *FS) put(ctx context.Context, domain string, r io.Reader, want string) (
 		}
 	}()
 
-	blob, err := encryptTo(ctx, tmp, id.Recipient(), r)
+	blob, err := encryptTo(ctx, newWriteback(tmp), id.Recipient(), r)
 	if err != nil {
 		return Blob{}, fmt.Errorf("put in domain %q: %w", domain, err)
 	}
