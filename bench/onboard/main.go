@@ -46,7 +46,7 @@ func main() {
 }
 
 type options struct {
-	binary   string
+	binaries []string
 	size     int64
 	work     string
 	dataDirs []string
@@ -57,7 +57,8 @@ func realMain(ctx context.Context) error {
 	var o options
 	var sizeMiB int64
 	var dataDirs string
-	flag.StringVar(&o.binary, "rampart", "bin/rampart", "the server binary")
+	var binaries string
+	flag.StringVar(&binaries, "rampart", "bin/rampart", "the server binary; several, comma-separated, are compared run by run (e.g. an older build first)")
 	flag.Int64Var(&sizeMiB, "size-mib", 1024, "size of the weights file in MiB")
 	flag.StringVar(&o.work, "work", "", "directory for the model and archive (default: a temporary directory)")
 	flag.StringVar(&dataDirs, "data-parents", os.TempDir(), "comma-separated directories to put the server's data directory in, one server each (e.g. /var/tmp,/dev/shm)")
@@ -65,6 +66,7 @@ func realMain(ctx context.Context) error {
 	flag.Parse()
 	o.size = sizeMiB << 20
 	o.dataDirs = strings.Split(dataDirs, ",")
+	o.binaries = strings.Split(binaries, ",")
 	if o.work == "" {
 		d, err := os.MkdirTemp("", "rampart-bench-onboard-")
 		if err != nil {
@@ -113,14 +115,20 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		rows = append(rows, row{name: "dd bs=1M conv=fsync into " + parent, seconds: dd, bytes: o.size})
-		res, err := onboardRuns(ctx, o, parent, archive, weights, key)
+		results, err := onboardRuns(ctx, o, parent, archive, weights, key)
 		if err != nil {
 			return fmt.Errorf("onboard with data in %s: %w", parent, err)
 		}
-		rows = append(rows,
-			row{name: "sha256sum weights, before each onboarding", seconds: res.sha, bytes: o.size, ratio: 1},
-			row{name: "onboard via HTTP, data in " + parent, seconds: res.onboard, bytes: o.size, ratio: res.ratio,
-				note: fmt.Sprintf("peak extra RSS %.1f MiB", float64(res.peakExtra)/(1<<20))})
+		for i, res := range results {
+			name := "onboard via HTTP, data in " + parent
+			if len(o.binaries) > 1 {
+				name += " (" + o.binaries[i] + ")"
+			}
+			rows = append(rows,
+				row{name: "sha256sum weights, before each onboarding", seconds: res.sha, bytes: o.size, ratio: 1},
+				row{name: name, seconds: res.onboard, bytes: o.size, ratio: res.ratio,
+					note: fmt.Sprintf("peak extra RSS %.1f MiB", float64(res.peakExtra)/(1<<20))})
+		}
 	}
 
 	fmt.Printf("\nonboarding benchmark: %d MiB weights, %s\n\n", o.size>>20, machine())
@@ -160,47 +168,62 @@ type result struct {
 	peakExtra           int64   // the largest over the runs
 }
 
-// onboardRuns starts a server with its data directory in parent and
-// onboards the archive o.runs times as new versions.
-func onboardRuns(ctx context.Context, o options, parent, archive, weights string, key *ecdsa.PrivateKey) (result, error) {
-	data, err := os.MkdirTemp(parent, "rampart-bench-data-")
-	if err != nil {
-		return result{}, err
+// onboardRuns starts a server per binary with its data directory in
+// parent and onboards the archive o.runs times as new versions into each,
+// the binaries taking turns, each onboarding right after its own
+// sha256sum baseline.
+func onboardRuns(ctx context.Context, o options, parent, archive, weights string, key *ecdsa.PrivateKey) ([]result, error) {
+	type state struct {
+		srv                 *server
+		shas, times, ratios []float64
+		peak                int64
 	}
-	defer os.RemoveAll(data)
-	srv, err := startServer(ctx, o.binary, data)
-	if err != nil {
-		return result{}, err
+	var states []*state
+	for _, bin := range o.binaries {
+		data, err := os.MkdirTemp(parent, "rampart-bench-data-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(data)
+		srv, err := startServer(ctx, bin, data)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+		if err := srv.setup(key); err != nil {
+			return nil, err
+		}
+		states = append(states, &state{srv: srv})
 	}
-	defer srv.stop()
-	if err := srv.setup(key); err != nil {
-		return result{}, err
-	}
-	var shas, times, ratios []float64
-	var peak int64
 	for i := range o.runs {
-		sha, err := timeCmd(ctx, "sha256sum", weights)
-		if err != nil {
-			return result{}, err
+		for b, st := range states {
+			sha, err := timeCmd(ctx, "sha256sum", weights)
+			if err != nil {
+				return nil, err
+			}
+			rss, err := st.srv.resetPeak()
+			if err != nil {
+				return nil, err
+			}
+			d, err := st.srv.upload(archive, fmt.Sprintf("1.%d", i))
+			if err != nil {
+				return nil, err
+			}
+			hwm, err := procStatus(st.srv.cmd.Process.Pid, "VmHWM")
+			if err != nil {
+				return nil, err
+			}
+			st.shas, st.times, st.ratios = append(st.shas, sha), append(st.times, d), append(st.ratios, sha/d)
+			st.peak = max(st.peak, hwm-rss)
+			fmt.Fprintf(os.Stderr, "  run %d (%s, %s): sha256sum %.2f s, onboarding %.2f s (%.2f×), RSS before %.1f MiB, peak %.1f MiB\n",
+				i+1, parent, o.binaries[b], sha, d, sha/d, float64(rss)/(1<<20), float64(hwm)/(1<<20))
 		}
-		rss, err := srv.resetPeak()
-		if err != nil {
-			return result{}, err
-		}
-		d, err := srv.upload(archive, fmt.Sprintf("1.%d", i))
-		if err != nil {
-			return result{}, err
-		}
-		hwm, err := procStatus(srv.cmd.Process.Pid, "VmHWM")
-		if err != nil {
-			return result{}, err
-		}
-		shas, times, ratios = append(shas, sha), append(times, d), append(ratios, sha/d)
-		peak = max(peak, hwm-rss)
-		fmt.Fprintf(os.Stderr, "  run %d (%s): sha256sum %.2f s, onboarding %.2f s (%.2f×), RSS before %.1f MiB, peak %.1f MiB\n",
-			i+1, parent, sha, d, sha/d, float64(rss)/(1<<20), float64(hwm)/(1<<20))
 	}
-	return result{sha: median(shas), onboard: median(times), ratio: median(ratios), peakExtra: peak}, nil
+	var out []result
+	for _, st := range states {
+		out = append(out, result{sha: median(st.shas), onboard: median(st.times), ratio: median(st.ratios), peakExtra: st.peak})
+	}
+	return out, nil
 }
 
 func median(v []float64) float64 {
