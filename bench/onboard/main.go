@@ -127,7 +127,7 @@ func run(ctx context.Context, o options) error {
 			rows = append(rows,
 				row{name: "sha256sum weights, before each onboarding", seconds: res.sha, bytes: o.size, ratio: 1},
 				row{name: name, seconds: res.onboard, bytes: o.size, ratio: res.ratio,
-					note: fmt.Sprintf("peak extra RSS %.1f MiB", float64(res.peakExtra)/(1<<20))})
+					note: fmt.Sprintf("peak extra RSS %.1f MiB, server CPU %.2f s", float64(res.peakExtra)/(1<<20), res.cpu)})
 		}
 	}
 
@@ -165,6 +165,7 @@ func ddSync(ctx context.Context, dir string, size int64) (float64, error) {
 
 type result struct {
 	sha, onboard, ratio float64 // medians
+	cpu                 float64 // median server CPU seconds (user + system) per onboarding
 	peakExtra           int64   // the largest over the runs
 }
 
@@ -176,6 +177,7 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 	type state struct {
 		srv                 *server
 		shas, times, ratios []float64
+		cpu                 []float64 // server CPU seconds per onboarding
 		peak                int64
 	}
 	var states []*state
@@ -201,6 +203,10 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 			if err != nil {
 				return nil, err
 			}
+			cpu0, err := cpuSeconds(st.srv.cmd.Process.Pid)
+			if err != nil {
+				return nil, err
+			}
 			rss, err := st.srv.resetPeak()
 			if err != nil {
 				return nil, err
@@ -213,6 +219,11 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 			if err != nil {
 				return nil, err
 			}
+			cpu1, err := cpuSeconds(st.srv.cmd.Process.Pid)
+			if err != nil {
+				return nil, err
+			}
+			st.cpu = append(st.cpu, cpu1-cpu0)
 			st.shas, st.times, st.ratios = append(st.shas, sha), append(st.times, d), append(st.ratios, sha/d)
 			st.peak = max(st.peak, hwm-rss)
 			fmt.Fprintf(os.Stderr, "  run %d (%s, %s): sha256sum %.2f s, onboarding %.2f s (%.2f×), RSS before %.1f MiB, peak %.1f MiB\n",
@@ -221,7 +232,7 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 	}
 	var out []result
 	for _, st := range states {
-		out = append(out, result{sha: median(st.shas), onboard: median(st.times), ratio: median(st.ratios), peakExtra: st.peak})
+		out = append(out, result{sha: median(st.shas), onboard: median(st.times), ratio: median(st.ratios), cpu: median(st.cpu), peakExtra: st.peak})
 	}
 	return out, nil
 }
@@ -390,6 +401,28 @@ func (s *server) upload(archive, version string) (float64, error) {
 		return 0, fmt.Errorf("upload: %d %s", res.StatusCode, out)
 	}
 	return d, nil
+}
+
+// cpuSeconds is the user + system CPU time of a process so far: on a busy
+// shared machine a steadier measure of the work than wall time.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (USER_HZ = 100).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return float64(u+st) / 100, nil
 }
 
 // procStatus reads a "kB" field of /proc/<pid>/status, in bytes.
