@@ -26,9 +26,9 @@ func writeModel(dir string, size int64, key *ecdsa.PrivateKey) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	k := size / 4
+	k := uint64(max(size, 0)) / 4 // #nosec G115 -- clamped to non-negative
 	node := cat(str(1, "x"), str(1, "w"), str(2, "y"), str(4, "MatMul"))
-	w := cat(vint(1, uint64(k)), vint(1, 1), vint(2, 1), str(8, "w"),
+	w := cat(vint(1, k), vint(1, 1), vint(2, 1), str(8, "w"),
 		msg(13, str(1, "location"), str(2, weightsFile)), vint(14, 1))
 	g := cat(msg(1, node), str(2, "bench"), msg(5, w),
 		msg(11, str(1, "x"), msg(2, tensorType(1, 1, k))),
@@ -136,10 +136,10 @@ func cat(parts ...[]byte) []byte {
 
 // tensorType is a TypeProto: tensor_type = 1 {elem_type = 1, shape = 2
 // {dim = 1 {dim_value = 1}}}.
-func tensorType(elem int, dims ...int64) []byte {
+func tensorType(elem uint64, dims ...uint64) []byte {
 	var ds [][]byte
 	for _, d := range dims {
-		ds = append(ds, msg(1, vint(1, uint64(d))))
+		ds = append(ds, msg(1, vint(1, d)))
 	}
-	return msg(1, vint(1, uint64(elem)), msg(2, ds...))
+	return msg(1, vint(1, elem), msg(2, ds...))
 }
