@@ -76,6 +76,14 @@ bench-opa: deps
 	go test -tags opa -count 1 -run '^TestDecideAgreesWithOPA$$' -v ./bench/opa
 	go test -tags opa -run '^$$' -bench '^BenchmarkDecideVsOPA$$' -benchmem -count 5 ./bench/opa
 
+## bench-onboard: a 1 GiB signed model onboarded through the HTTP API of the real server
+## binary vs sha256sum of its weights (same run), with the server's peak extra RSS and the
+## disk's dd conv=fsync rate; data directory on disk and on /dev/shm. Not part of make test.
+.PHONY: bench-onboard
+BENCH_ONBOARD_FLAGS ?= -data-parents /var/tmp,/dev/shm
+bench-onboard: build
+	go run ./bench/onboard -rampart bin/rampart $(BENCH_ONBOARD_FLAGS)
+
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz: deps
 	@for pkg in $$(go list ./...); do \

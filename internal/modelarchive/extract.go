@@ -30,6 +30,9 @@ type File struct {
 	Path    string      `json:"path"`              // relative POSIX path inside the model directory
 	Size    int64       `json:"size"`              // bytes written, counted while copying
 	Content ContentKind `json:"content,omitempty"` // what the first bytes look like (see Sniff)
+	// SHA256 is the digest of the bytes written, computed while writing
+	// them, so that a caller need not read a large file again to hash it.
+	SHA256 [32]byte `json:"-"`
 }
 
 // Manifest describes what Extract wrote.
@@ -333,6 +336,10 @@ func (x *extractor) writeFile(name string, sizeHint int64, src io.Reader) (err e
 		head    [sniffBytes]byte
 		headLen int
 	)
+	// Hashing runs beside the copy (on another core when there is one):
+	// the digest comes at no extra pass over the file.
+	h := newAsyncHash()
+	defer h.Sum() // stops the goroutine on every path
 	for {
 		if err := x.ctx.Err(); err != nil {
 			return err
@@ -352,6 +359,7 @@ func (x *extractor) writeFile(name string, sizeHint int64, src io.Reader) (err e
 				return err
 			}
 			headLen += copy(head[headLen:], x.buf[:n])
+			h.Write(x.buf[:n])
 			if _, err := f.Write(x.buf[:n]); err != nil {
 				return fmt.Errorf("write %s: %w", printable(name), err)
 			}
@@ -363,7 +371,7 @@ func (x *extractor) writeFile(name string, sizeHint int64, src io.Reader) (err e
 			return entryErr(name, classifyReadErr("read", rerr))
 		}
 	}
-	x.files = append(x.files, File{Path: name, Size: size, Content: Sniff(head[:headLen])})
+	x.files = append(x.files, File{Path: name, Size: size, Content: Sniff(head[:headLen]), SHA256: h.Sum()})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io/fs"
@@ -212,6 +213,10 @@ func TestExtractGood(t *testing.T) {
 			gotFiles := map[string]int64{}
 			for i, f := range m.Files {
 				gotFiles[f.Path] = f.Size
+				// The digest computed while writing is that of the content.
+				if want := sha256.Sum256([]byte(tt.want[f.Path])); f.SHA256 != want {
+					t.Errorf("%s: SHA256 = %x, want %x", f.Path, f.SHA256, want)
+				}
 				if i > 0 && !lessPath(m.Files[i-1].Path, f.Path) {
 					t.Errorf("manifest not sorted: %q before %q", m.Files[i-1].Path, f.Path)
 				}

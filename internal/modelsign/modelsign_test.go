@@ -12,10 +12,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // writeModel creates a model directory from name → content.
@@ -341,7 +343,56 @@ func TestVerifyBadInput(t *testing.T) {
 			if c.says != "" && !strings.Contains(err.Error(), c.says) {
 				t.Errorf("err = %v, want it to say %q", err, c.says)
 			}
+			if errors.Is(c.want, ErrSymlink) {
+				return // VerifyDigests gets a list of regular files only
+			}
+			// VerifyDigests, given the directory's digests, decides alike.
+			_, err = VerifyDigests(c.sig, trust(t, c.trust...), allFiles(t, dir))
+			if !errors.Is(err, c.want) || (c.says != "" && !strings.Contains(err.Error(), c.says)) {
+				t.Errorf("VerifyDigests: err = %v, want %v saying %q", err, c.want, c.says)
+			}
 		})
+	}
+}
+
+// allFiles hashes every regular file of dir, ignoring nothing: what an
+// extraction that hashes as it writes reports.
+func allFiles(t *testing.T, dir string) []File {
+	t.Helper()
+	m, err := DigestDirectory(dir, Options{IgnorePaths: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Files
+}
+
+func TestVerifyDigestsMatchesVerify(t *testing.T) {
+	t.Parallel()
+	key := mustP384(t)
+	dir := writeModel(t, testModel)
+	sig := signDir(t, dir, key)
+	write(t, dir, ".git/HEAD", "ref: refs/heads/main\n") // under the default ignore paths
+	write(t, dir, SignatureFile, string(sig))
+	want, err := Verify(dir, sig, trust(t, key.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := allFiles(t, dir)
+	slices.Reverse(files) // any order
+	got, err := VerifyDigests(sig, trust(t, key.Public()), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sizes are the caller's; Verify names an ignored directory once,
+	// VerifyDigests its files.
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(File{}, "Size"), cmpopts.IgnoreFields(Result{}, "Ignored")); diff != "" {
+		t.Errorf("VerifyDigests differs from Verify (-Verify +VerifyDigests):\n%s", diff)
+	}
+	if len(got.Ignored) != 1 {
+		t.Errorf("ignored = %q, want .git/HEAD", got.Ignored)
+	}
+	if _, err := VerifyDigests(sig, trust(t, key.Public()), append(files, File{Name: "../x"})); err == nil {
+		t.Error("VerifyDigests accepted a file name outside the directory")
 	}
 }
 

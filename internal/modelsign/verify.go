@@ -354,3 +354,45 @@ func parseStatement(payload []byte) (Manifest, error) {
 	sortFiles(m.Files)
 	return m, nil
 }
+
+// VerifyDigests is VerifyFS for a caller that has just written the model
+// directory itself and hashed every file while writing it (an upload
+// unpacked into a private staging directory): files are all the regular
+// files of the directory with their SHA-256 digests, in any order. It
+// saves reading a large model a second time; the caller vouches that the
+// digests are of the bytes in the directory, and must check what it later
+// reads from there (a store that rehashes) against Result.Files.
+func VerifyDigests(sig []byte, keys TrustedKeys, files []File) (Result, error) {
+	s, err := VerifyBundle(sig, keys)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := validateIgnorePaths(s.IgnorePaths); err != nil {
+		return Result{}, err
+	}
+	var actual Manifest
+	for _, f := range files {
+		if !validName(f.Name) {
+			return Result{}, fmt.Errorf("digest model directory: %q is not a clean relative path", f.Name)
+		}
+		if ignored(f.Name, s.IgnorePaths) {
+			if f.Name != SignatureFile {
+				actual.Ignored = append(actual.Ignored, f.Name)
+			}
+			continue
+		}
+		actual.Files = append(actual.Files, f)
+	}
+	sortFiles(actual.Files)
+	if err := s.Check(actual); err != nil {
+		return Result{}, err
+	}
+	return Result{
+		KeyID:         s.KeyID,
+		Hint:          s.Hint,
+		ModelName:     s.ModelName,
+		Files:         actual.Files,
+		SubjectDigest: actual.SubjectDigest(),
+		Ignored:       actual.Ignored,
+	}, nil
+}

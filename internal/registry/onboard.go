@@ -468,7 +468,10 @@ func (m *ModelsAPI) verify(ctx context.Context, dir string, man modelarchive.Man
 	if err != nil {
 		return signature{}, err
 	}
-	res, err := modelsign.Verify(dir, sig, trustedKeys(keys, trust))
+	// The digests were computed while the upload was unpacked into our
+	// private staging directory, so the files are not read again here;
+	// store checks every byte it stores against them (PutKnown).
+	res, err := modelsign.VerifyDigests(sig, trustedKeys(keys, trust), extractedFiles(man))
 	switch {
 	case errors.Is(err, modelsign.ErrUntrustedKey):
 		return signature{}, httpapi.Error(http.StatusForbidden, "untrusted_key", err.Error(), err)
@@ -488,6 +491,16 @@ func (m *ModelsAPI) verify(ctx context.Context, dir string, man modelarchive.Man
 		s.digest[f.Name] = f.DigestHex()
 	}
 	return s, nil
+}
+
+// extractedFiles are the files of an extraction with the digests
+// computed while writing them.
+func extractedFiles(man modelarchive.Manifest) []modelsign.File {
+	files := make([]modelsign.File, 0, len(man.Files))
+	for _, f := range man.Files {
+		files = append(files, modelsign.File{Name: f.Path, Digest: f.SHA256, Size: f.Size})
+	}
+	return files
 }
 
 func readSignature(dir string) ([]byte, error) {
@@ -581,7 +594,13 @@ func (m *ModelsAPI) store(ctx context.Context, dir, blobDomain string, man model
 	defer root.Close()
 	var files []store.ModelFile
 	for _, mf := range man.Files {
-		b, err := m.put(ctx, root, blobDomain, mf.Path)
+		// The signed digest where there is one, else the one computed
+		// while unpacking: the store refuses bytes that do not match.
+		digest, ok := sig.digest[mf.Path]
+		if !ok {
+			digest = hex.EncodeToString(mf.SHA256[:])
+		}
+		b, err := m.put(ctx, root, blobDomain, mf.Path, digest)
 		if err != nil {
 			return files, err
 		}
@@ -595,13 +614,17 @@ func (m *ModelsAPI) store(ctx context.Context, dir, blobDomain string, man model
 	return files, nil
 }
 
-func (m *ModelsAPI) put(ctx context.Context, root *os.Root, blobDomain, name string) (artifact.Blob, error) {
+func (m *ModelsAPI) put(ctx context.Context, root *os.Root, blobDomain, name, digest string) (artifact.Blob, error) {
 	f, err := root.Open(name)
 	if err != nil {
 		return artifact.Blob{}, fmt.Errorf("open %s: %w", name, err)
 	}
 	defer f.Close()
-	b, err := m.opt.Artifacts.Put(ctx, blobDomain, f)
+	b, err := m.opt.Artifacts.PutKnown(ctx, blobDomain, f, digest)
+	if errors.Is(err, artifact.ErrDigestMismatch) {
+		// The directory changed between verification and storage.
+		return artifact.Blob{}, fmt.Errorf("store %s: %w: %w", name, modelsign.ErrDigestMismatch, err)
+	}
 	if err != nil {
 		return artifact.Blob{}, fmt.Errorf("store %s: %w", name, err)
 	}
