@@ -70,7 +70,7 @@ func parseHeader(hdr []byte, maxFrame int) (Frame, int, error) {
 	if size < 1+8 {
 		return Frame{}, 0, fmt.Errorf("%w: frame length %d is shorter than its header", ErrMalformed, size)
 	}
-	if uint64(size) > uint64(maxFrame) {
+	if uint64(size) > uint64(maxFrame) { // #nosec G115 -- maxFrame is positive (NewConn)
 		return Frame{}, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, maxFrame)
 	}
 	if f.Type < TypeHello || f.Type > TypeCancel {

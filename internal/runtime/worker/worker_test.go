@@ -93,8 +93,21 @@ func (e *probeEngine) Run(ctx context.Context, in []tensor.Tensor, _ []string) (
 // its pid and waits to be killed (for the parent-death test).
 const envParent = "RAMPART_TEST_WORKER_PARENT"
 
+// openORT opens .onnx models with ONNX Runtime in builds with the
+// ortcheck tag (ort_check_test.go); nil otherwise.
+var openORT worker.EngineFactory
+
+// openEngine dispatches on the model: the ONNX check's real models, or the
+// probe engine.
+func openEngine(path string, opts worker.EngineOptions) (worker.Engine, error) {
+	if openORT != nil && strings.HasSuffix(path, ".onnx") {
+		return openORT(path, opts)
+	}
+	return openProbe(path, opts)
+}
+
 func TestMain(m *testing.M) {
-	worker.RegisterEngine(openProbe)
+	worker.RegisterEngine(openEngine)
 	worker.Main()
 	if dir := os.Getenv(envParent); dir != "" {
 		p, err := worker.Start(context.Background(), worker.Spec{ModelDir: dir, ModelFile: "model"}, os.Stderr)
