@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -383,5 +386,71 @@ func BenchmarkRoundTrip1MiB(b *testing.B) {
 		if _, err := c.Infer(ctx, in, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestQueuedRequestCancelled(t *testing.T) {
+	t.Parallel()
+	// One slot, taken by a request that blocks until cancelled.
+	c, _ := startPair(t, echo, 1)
+	blockCtx, unblock := context.WithCancel(context.Background())
+	defer unblock()
+	go func() { _, _ = c.Infer(blockCtx, []tensor.Tensor{fp32("block", []int64{1}, 1)}, nil) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Infer(ctx, []tensor.Tensor{fp32("x", []int64{1}, 1)}, nil)
+		errc <- err
+	}()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("queued Infer = %v, want Canceled", err)
+	}
+	// Pings are answered by the read loop even while the slot is taken.
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	unblock()
+	if _, err := c.Infer(context.Background(), []tensor.Tensor{fp32("x", []int64{1}, 1)}, nil); err != nil {
+		t.Fatalf("Infer after the slot is free = %v", err)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestWireFormatGolden pins the bytes of each frame kind: a change to the
+// wire format must be deliberate (both ends ship in one binary, but the
+// fuzz corpus and any external tooling read these).
+func TestWireFormatGolden(t *testing.T) {
+	t.Parallel()
+	infer, _ := EncodeInfer(1, codecCases[2].inputs, codecCases[2].outputs, DefaultMaxFrameBytes)
+	result, _ := EncodeResult(2, codecCases[1].inputs, DefaultMaxFrameBytes)
+	hello, _ := EncodeHello(Metadata{Inputs: []TensorSpec{{Name: "x", Datatype: tensor.FP32, Shape: []int64{-1, 2}}}}, DefaultMaxFrameBytes)
+	var got strings.Builder
+	for _, f := range []struct {
+		name string
+		bufs net.Buffers
+	}{
+		{"infer", infer}, {"result", result}, {"hello", hello},
+		{"error", EncodeError(3, CodeInvalidArgument, "bad")}, {"ping", EncodeEmpty(TypePing, 4)},
+	} {
+		var all []byte
+		for _, b := range f.bufs {
+			all = append(all, b...)
+		}
+		fmt.Fprintf(&got, "%s %x\n", f.name, all)
+	}
+	path := filepath.Join("testdata", "frames.golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path) // #nosec G304 -- fixed test file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("frames (-golden +got):\n%s", diff)
 	}
 }

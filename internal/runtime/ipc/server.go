@@ -25,8 +25,8 @@ func (e *StatusError) Error() string { return e.Err.Error() }
 func (e *StatusError) Unwrap() error { return e.Err }
 
 // Serve answers frames on conn (after the caller sent the hello) with at
-// most maxConcurrent handlers running at once; further requests wait in
-// the socket, which pushes back on the client. It returns nil on EOF or
+// most maxConcurrent handlers running at once; further requests wait for a
+// slot (or their cancellation). It returns nil on EOF or
 // after a shutdown frame once the requests in flight are answered, and an
 // error when the stream breaks or the client sends something malformed.
 func Serve(conn *Conn, h Handler, maxConcurrent int) error {
@@ -91,17 +91,26 @@ func Serve(conn *Conn, h Handler, maxConcurrent int) error {
 			mu.Lock()
 			cancels[f.ID] = cancel
 			mu.Unlock()
-			slots <- struct{}{}
 			wg.Add(1)
 			go func(id uint64) {
 				defer wg.Done()
-				defer func() { <-slots }()
 				defer func() {
 					mu.Lock()
 					delete(cancels, id)
 					mu.Unlock()
 					cancel()
 				}()
+				// Wait for a slot here, not in the read loop: the loop
+				// keeps reading, so a request cancelled while queued is
+				// dropped and the client's writes never stall behind a
+				// busy engine. The supervisor bounds how many it sends.
+				select {
+				case slots <- struct{}{}:
+				case <-rctx.Done():
+					reply(id, nil, rctx.Err())
+					return
+				}
+				defer func() { <-slots }()
 				if rctx.Err() != nil {
 					reply(id, nil, rctx.Err())
 					return

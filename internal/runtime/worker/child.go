@@ -22,6 +22,9 @@ var supported atomic.Bool
 // ErrUnsupported: this binary does not call Main, so it cannot be a worker.
 var ErrUnsupported = errors.New("this binary cannot run model workers (it does not call worker.Main)")
 
+// Supported reports whether Main was called in this process.
+func Supported() bool { return supported.Load() }
+
 // Main runs the worker and exits if this process was started as one
 // (argv[1] is "worker"); otherwise it records that this binary can be one
 // and returns. Call it first thing in main, after RegisterEngine (and in
