@@ -13,9 +13,9 @@ var allowed = []string{
 	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "membarrier",
 	// files reached through inherited descriptors (/proc/self/fd/N/...)
 	"read", "pread64", "readv", "preadv", "write", "pwrite64", "writev", "close", "lseek",
-	"open", "openat", "stat", "fstat", "lstat", "newfstatat", "statx", "fstatfs", "statfs",
+	"stat", "fstat", "lstat", "newfstatat", "statx", "fstatfs", "statfs",
 	"readlink", "readlinkat", "getdents64", "access", "faccessat", "faccessat2",
-	"fcntl", "dup", "dup2", "dup3", "ioctl", "fadvise64", "getcwd", "pipe2",
+	"fcntl", "dup", "dup2", "dup3", "fadvise64", "getcwd", "pipe2",
 	// polling and waiting
 	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd2",
 	"poll", "ppoll", "pselect6", "futex", "futex_waitv", "nanosleep", "clock_nanosleep", "sched_yield",
@@ -47,6 +47,9 @@ var fatal = []string{
 	"execve", "execveat", "fork", "vfork",
 }
 
+// writeFlags are the open flags that write or create.
+const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC
+
 // Policy is the worker's seccomp policy. pid is the worker's own pid:
 // signals may only go to its own threads.
 func Policy(pid int) seccomp.Policy {
@@ -58,6 +61,16 @@ func Policy(pid int) seccomp.Policy {
 				// Sockets only of the unix family: no network, even
 				// without a network namespace.
 				{Name: "socket", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}},
+				// Files open read-only: a worker has nothing to write (no
+				// creating, truncating or filling a world-writable /tmp).
+				{Name: "openat", Conditions: []seccomp.Condition{{Argument: 2, Operation: seccomp.BitsNotSet, Value: writeFlags}}},
+				{Name: "open", Conditions: []seccomp.Condition{{Argument: 1, Operation: seccomp.BitsNotSet, Value: writeFlags}}},
+				// ioctl, but not the terminal ones that inject input into or
+				// control a terminal the worker's stderr might be.
+				{Name: "ioctl", Conditions: []seccomp.Condition{
+					{Argument: 1, Operation: seccomp.NotEqual, Value: unix.TIOCSTI},
+					{Argument: 1, Operation: seccomp.NotEqual, Value: unix.TIOCLINUX},
+				}},
 				// clone only for threads, never a new process.
 				{Name: "clone", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: unix.CLONE_THREAD}}},
 				// Signals (Go's preemption, ORT's threads) only within

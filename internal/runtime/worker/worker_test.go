@@ -80,6 +80,9 @@ func (e *probeEngine) Run(ctx context.Context, in []tensor.Tensor, _ []string) (
 	case "read":
 		_, err := os.ReadFile(arg) // #nosec G304 -- the probe
 		return []tensor.Tensor{text(outcome(err))}, nil
+	case "write":
+		err := os.WriteFile(arg, []byte("x"), 0o600)
+		return []tensor.Tensor{text(outcome(err))}, nil
 	case "env":
 		return []tensor.Tensor{text(strings.Join(os.Environ(), "\n"))}, nil
 	case "hang":
@@ -202,6 +205,19 @@ func TestWorkerSeesEmptyEnvironment(t *testing.T) {
 	p := start(t, 1)
 	if got := probe(t, p, "env", ""); got != "" {
 		t.Errorf("worker environment = %q, want empty", got)
+	}
+}
+
+func TestWorkerCannotWriteFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil { // #nosec G302 -- world-writable like /tmp, on purpose
+		t.Fatal(err)
+	}
+	p := start(t, 1)
+	path := filepath.Join(dir, "written")
+	if got := probe(t, p, "write", path); !strings.Contains(got, "operation not permitted") {
+		t.Errorf("worker writing %s: %s, want EPERM", path, got)
 	}
 }
 
