@@ -26,9 +26,10 @@ func (e *StatusError) Unwrap() error { return e.Err }
 
 // Serve answers frames on conn (after the caller sent the hello) with at
 // most maxConcurrent handlers running at once; further requests wait for a
-// slot (or their cancellation). It returns nil on EOF or
-// after a shutdown frame once the requests in flight are answered, and an
-// error when the stream breaks or the client sends something malformed.
+// slot (or their cancellation). It returns nil after a shutdown frame once
+// the requests in flight are answered; nil on EOF and an error when the
+// stream breaks or the client sends something malformed, in both cases at
+// once, leaving cancelled handlers behind (the worker then exits).
 func Serve(conn *Conn, h Handler, maxConcurrent int) error {
 	if maxConcurrent < 1 {
 		maxConcurrent = 1
@@ -120,12 +121,13 @@ func Serve(conn *Conn, h Handler, maxConcurrent int) error {
 			}(f.ID)
 		}
 	})
-	// After a shutdown frame the requests in flight are answered; on EOF
-	// or a broken stream nobody waits for the answers, so cancel them.
-	if !shutdown {
-		cancelAll()
+	// After a shutdown frame the requests in flight are answered. On EOF
+	// or a broken stream nobody waits for the answers: cancel them and
+	// return at once, so that a worker whose engine ignores its context
+	// still exits.
+	if shutdown {
+		wg.Wait()
 	}
-	wg.Wait()
 	cancelAll()
 	mu.Lock()
 	defer mu.Unlock()

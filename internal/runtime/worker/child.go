@@ -80,7 +80,8 @@ func run(arg string) error {
 	if err != nil {
 		return fail(ipc.CodeUnavailable, fmt.Errorf("open model: %w", err))
 	}
-	defer engine.Close()
+	// The engine is not closed: the process exits when Serve returns, and a
+	// call that ignored its cancellation may still be inside the engine.
 	hello, err := ipc.EncodeHello(engine.Metadata(), conn.MaxFrame())
 	if err != nil {
 		return fail(ipc.CodeUnavailable, fmt.Errorf("model metadata: %w", err))

@@ -279,6 +279,27 @@ func TestHangingEngineHonoursDeadline(t *testing.T) {
 	}
 }
 
+func TestCloseWithHangingRequest(t *testing.T) {
+	t.Parallel()
+	p := start(t, 1)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Client().Infer(context.Background(), []tensor.Tensor{{Name: "hang", Datatype: tensor.Uint8, Shape: []int64{0}}}, nil)
+		errc <- err
+	}()
+	if err := p.Client().Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Closing the connection ends the worker although its engine call
+	// never returns.
+	if err := p.Close(); err != nil {
+		t.Errorf("Close = %v, want a clean exit", err)
+	}
+	if err := <-errc; !errors.Is(err, ipc.ErrWorkerDied) {
+		t.Errorf("Infer = %v, want ErrWorkerDied", err)
+	}
+}
+
 func TestWorkerDiesWithParent(t *testing.T) {
 	t.Parallel()
 	exe, err := os.Executable()
@@ -346,5 +367,29 @@ func TestStartReportsEngineFailure(t *testing.T) {
 	var re *ipc.RemoteError
 	if !errors.As(err, &re) || re.Code != ipc.CodeUnavailable {
 		t.Errorf("Start with a missing model = %v, want a RemoteError with CodeUnavailable", err)
+	}
+}
+
+// BenchmarkWorkerRoundTrip is one tiny request to a sandboxed worker
+// process and back.
+func BenchmarkWorkerRoundTrip(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "model")
+	if err := os.Mkdir(dir, 0o755); err != nil { // #nosec G301 -- the worker's identity must enter it
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model"), []byte("probe"), 0o644); err != nil { // #nosec G306 -- the worker must read it
+		b.Fatal(err)
+	}
+	p, err := worker.Start(context.Background(), worker.Spec{ModelDir: dir, ModelFile: "model"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	in := []tensor.Tensor{{Name: "echo", Datatype: tensor.Uint8, Shape: []int64{4}, Data: []byte("ping")}}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := p.Client().Infer(ctx, in, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
