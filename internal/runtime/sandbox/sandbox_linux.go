@@ -146,9 +146,12 @@ func Probe() Report {
 	if errno != 0 {
 		r.Landlock = Feature{Detail: "not in this kernel: " + errno.Error()}
 	} else {
-		// The worker reaches its files through inherited descriptors and
-		// seccomp already confines it; Landlock is reported, not used yet.
-		r.Landlock = Feature{Detail: fmt.Sprintf("ABI %d available, not used", abi)}
+		// Not applied: landlock_restrict_self confines only the calling
+		// thread, and Go can apply a call to all threads only without cgo
+		// (syscall.AllThreadsSyscall), which the ORT worker needs. The
+		// worker's files come as descriptors and seccomp keeps it
+		// read-only meanwhile.
+		r.Landlock = Feature{Detail: fmt.Sprintf("ABI %d available, not used (per-thread in a cgo process)", abi)}
 	}
 	return r
 }

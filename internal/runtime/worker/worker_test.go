@@ -83,6 +83,10 @@ func (e *probeEngine) Run(ctx context.Context, in []tensor.Tensor, _ []string) (
 	case "write":
 		err := os.WriteFile(arg, []byte("x"), 0o600)
 		return []tensor.Tensor{text(outcome(err))}, nil
+	case "ptrace":
+		// Fatal under the seccomp policy: the kernel kills the worker.
+		_, _, errno := unix.RawSyscall(unix.SYS_PTRACE, unix.PTRACE_TRACEME, 0, 0)
+		return []tensor.Tensor{text(outcome(errno))}, nil
 	case "env":
 		return []tensor.Tensor{text(strings.Join(os.Environ(), "\n"))}, nil
 	case "hang":
@@ -205,6 +209,19 @@ func TestWorkerSeesEmptyEnvironment(t *testing.T) {
 	p := start(t, 1)
 	if got := probe(t, p, "env", ""); got != "" {
 		t.Errorf("worker environment = %q, want empty", got)
+	}
+}
+
+func TestDangerousSyscallKillsWorker(t *testing.T) {
+	t.Parallel()
+	p := start(t, 1)
+	in := tensor.Tensor{Name: "ptrace", Datatype: tensor.Uint8, Shape: []int64{0}}
+	if _, err := p.Client().Infer(context.Background(), []tensor.Tensor{in}, nil); !errors.Is(err, ipc.ErrWorkerDied) {
+		t.Errorf("ptrace probe = %v, want ErrWorkerDied", err)
+	}
+	var exit *exec.ExitError
+	if err := p.Wait(); !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGSYS {
+		t.Errorf("worker ended with %v, want SIGSYS", err)
 	}
 }
 
