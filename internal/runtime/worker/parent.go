@@ -69,6 +69,9 @@ func Start(ctx context.Context, spec Spec, stderr io.Writer) (*Process, error) {
 		MaxFrameBytes: spec.MaxFrameBytes, Sandbox: spec.Sandbox,
 	}
 	cfg.Sandbox.MemoryBytes = spec.MemoryBytes
+	if cfg.Sandbox.AddressSpaceHeadroom == 0 {
+		cfg.Sandbox.AddressSpaceHeadroom = sandbox.HeadroomFor(cfg.Threads + cfg.MaxConcurrent)
+	}
 	arg, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

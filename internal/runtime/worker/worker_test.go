@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rampart-ml/rampart/internal/runtime/ipc"
+	"github.com/rampart-ml/rampart/internal/runtime/sandbox"
 	"github.com/rampart-ml/rampart/internal/runtime/worker"
 	"github.com/rampart-ml/rampart/internal/tensor"
 )
@@ -87,6 +88,12 @@ func (e *probeEngine) Run(ctx context.Context, in []tensor.Tensor, _ []string) (
 		// Fatal under the seccomp policy: the kernel kills the worker.
 		_, _, errno := unix.RawSyscall(unix.SYS_PTRACE, unix.PTRACE_TRACEME, 0, 0)
 		return []tensor.Tensor{text(outcome(errno))}, nil
+	case "limits":
+		var as, nofile, core unix.Rlimit
+		_ = unix.Getrlimit(unix.RLIMIT_AS, &as)
+		_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile)
+		_ = unix.Getrlimit(unix.RLIMIT_CORE, &core)
+		return []tensor.Tensor{text(fmt.Sprintf("as=%d nofile=%d core=%d", as.Max, nofile.Max, core.Max))}, nil
 	case "env":
 		return []tensor.Tensor{text(strings.Join(os.Environ(), "\n"))}, nil
 	case "hang":
@@ -222,6 +229,16 @@ func TestDangerousSyscallKillsWorker(t *testing.T) {
 	var exit *exec.ExitError
 	if err := p.Wait(); !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGSYS {
 		t.Errorf("worker ended with %v, want SIGSYS", err)
+	}
+}
+
+func TestWorkerLimits(t *testing.T) {
+	t.Parallel()
+	p := start(t, 1)
+	// start asks for 512 MiB with one thread and one call at a time.
+	want := fmt.Sprintf("as=%d nofile=%d core=0", 512<<20+sandbox.HeadroomFor(2), sandbox.DefaultMaxFiles)
+	if got := probe(t, p, "limits", ""); got != want {
+		t.Errorf("worker limits %q, want %q", got, want)
 	}
 }
 
