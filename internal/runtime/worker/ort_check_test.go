@@ -1,4 +1,4 @@
-//go:build ortcheck
+//go:build ortcheck && linux
 
 // This check loads a real model with ONNX Runtime inside the sandbox, so a
 // seccomp allow-list or address-space limit that breaks ORT shows up
