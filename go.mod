@@ -6,6 +6,7 @@ require (
 	filippo.io/age v1.2.1
 	github.com/CycloneDX/cyclonedx-go v0.9.2
 	github.com/coreos/go-oidc/v3 v3.17.0
+	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/go-jose/go-jose/v4 v4.1.6
 	github.com/google/go-cmp v0.7.0
 	github.com/mattn/go-isatty v0.0.24

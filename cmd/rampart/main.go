@@ -12,12 +12,16 @@ import (
 	"syscall"
 
 	"github.com/rampart-ml/rampart/internal/identity/hashworker"
+	"github.com/rampart-ml/rampart/internal/runtime/worker"
 )
 
 func main() {
 	// A re-executed copy of this binary computing password hashes for the
 	// server never gets past this line.
 	hashworker.Main()
+	// Nor does a sandboxed model worker (`rampart worker`, started by the
+	// supervisor with its descriptors already in place).
+	worker.Main()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	// After the first signal starts a graceful shutdown, restore the default
 	// handling so a second Ctrl-C stops the process at once.
