@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ml/rampart/internal/app"
 	"github.com/rampart-ml/rampart/internal/app/apptest"
 	"github.com/rampart-ml/rampart/internal/config"
 	"github.com/rampart-ml/rampart/internal/pki/pkitest"
@@ -47,7 +48,13 @@ const newPassword = "tidal-Quartz-lantern-9041-frost"
 // may do anything but GET /api/v1/me).
 func startIdentityServer(t *testing.T, mutate ...func(*config.Config)) *idServer {
 	t.Helper()
-	s := apptest.Start(t, append([]func(*config.Config){apptest.FastHashing}, mutate...)...)
+	return startIdentityServerWith(t, nil, mutate...)
+}
+
+// startIdentityServerWith is startIdentityServer with app options.
+func startIdentityServerWith(t *testing.T, opts []app.Option, mutate ...func(*config.Config)) *idServer {
+	t.Helper()
+	s := apptest.StartWith(t, opts, append([]func(*config.Config){apptest.FastHashing}, mutate...)...)
 	is := &idServer{Server: s, caFile: s.App.CAFile(), user: "admin", password: s.AdminPassword}
 	if strings.HasPrefix(s.URL, "http://") {
 		return is

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/rampart-ml/rampart/internal/identity/hashworker"
+	"github.com/rampart-ml/rampart/internal/runtime/engine"
 	"github.com/rampart-ml/rampart/internal/runtime/worker"
 )
 
@@ -20,7 +21,9 @@ func main() {
 	// server never gets past this line.
 	hashworker.Main()
 	// Nor does a sandboxed model worker (`rampart worker`, started by the
-	// supervisor with its descriptors already in place).
+	// supervisor with its descriptors already in place), which runs models
+	// with ONNX Runtime.
+	worker.RegisterEngine(engine.New)
 	worker.Main()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	// After the first signal starts a graceful shutdown, restore the default

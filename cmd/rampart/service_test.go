@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rampart-ml/rampart/internal/app"
 	"github.com/rampart-ml/rampart/internal/store"
 )
 
@@ -16,7 +17,8 @@ import (
 // depends on the ones before.
 func TestServiceCommands(t *testing.T) {
 	t.Parallel()
-	s := startIdentityServer(t)
+	// The version below has no blobs: the API alone is under test.
+	s := startIdentityServerWith(t, []app.Option{app.WithoutRuntime()})
 	creds := credsPath(t)
 	s.passwordLogin(t, creds)
 	rampart := func(t *testing.T, code int, args ...string) (stdout, stderr string) {

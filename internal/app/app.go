@@ -28,8 +28,8 @@ import (
 	"github.com/rampart-ml/rampart/internal/identity/password"
 	"github.com/rampart-ml/rampart/internal/pki"
 	"github.com/rampart-ml/rampart/internal/registry"
+	"github.com/rampart-ml/rampart/internal/runtime/supervisor"
 	"github.com/rampart-ml/rampart/internal/secrets"
-	"github.com/rampart-ml/rampart/internal/services"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
 	"github.com/rampart-ml/rampart/internal/version"
@@ -64,7 +64,9 @@ type App struct {
 	closeAuditOnce sync.Once
 	// loader materializes verified model versions for the runtime.
 	loader *registry.Loader
-	opts   options
+	// supervisor runs the model services' workers.
+	supervisor *supervisor.Supervisor
+	opts       options
 }
 
 // Option changes how New builds the app. Options exist for tests (fault
@@ -73,6 +75,14 @@ type Option func(*options)
 
 type options struct {
 	wrapArtifacts func(artifact.Store) artifact.Store
+	noRuntime     bool
+}
+
+// WithoutRuntime leaves the supervisor stopped: the services API records
+// every change, but no worker starts. For tests of the API alone, whose
+// model versions have no real blobs behind them.
+func WithoutRuntime() Option {
+	return func(o *options) { o.noRuntime = true }
 }
 
 // WithArtifactStore wraps the artifact store the registry uses, so a test
@@ -183,8 +193,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err := a.mountModels(); err != nil {
 		return nil, err
 	}
-	// No Controller yet: the supervisor (issue 8) will be passed here.
-	services.NewAPI(services.Options{Store: a.store, Authz: a.authz, Recorder: a.recorder}).Mount(a.api)
+	if err := a.mountRuntime(reg); err != nil {
+		return nil, err
+	}
 	a.mountAudit()
 
 	h := cfg.HTTP
@@ -204,6 +215,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	if err := a.startAudit(); err != nil {
 		return nil, err
+	}
+	if !a.opts.noRuntime {
+		if err := a.startRuntime(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }
@@ -270,6 +286,7 @@ func (a *App) Serve(ctx context.Context) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	a.supervisor.Close()
 	a.closeAudit()
 	a.log.Info("stopped")
 	return nil
@@ -285,6 +302,9 @@ func (a *App) Close() error {
 	}
 	if a.hashers != nil {
 		a.hashers.Close()
+	}
+	if a.supervisor != nil {
+		a.supervisor.Close()
 	}
 	a.closeAudit()
 	if a.store != nil {

@@ -26,7 +26,10 @@ const (
 	// ArtifactsDir holds the encrypted model artefacts (internal/artifact).
 	ArtifactsDir = "artifacts"
 	// StagingDir holds uploads being unpacked; emptied at every start.
-	StagingDir           = "staging"
+	StagingDir = "staging"
+	// RunDir holds the verified models of running services, one fresh
+	// directory per start; emptied at every start.
+	RunDir               = "run"
 	InitialAdminPassword = "initial-admin-password"
 	// KeysDir holds MasterKeyFile, the key every stored secret (signing
 	// keys, TOTP secrets) is sealed under.

@@ -35,7 +35,17 @@ type faultyStore struct {
 }
 
 func (f *faultyStore) Put(ctx context.Context, domain string, r io.Reader) (artifact.Blob, error) {
-	b, err := f.Store.Put(ctx, domain, r)
+	return f.fault(ctx, domain, func() (artifact.Blob, error) { return f.Store.Put(ctx, domain, r) })
+}
+
+// PutKnown is what onboarding calls: the same faults.
+func (f *faultyStore) PutKnown(ctx context.Context, domain string, r io.Reader, digest string) (artifact.Blob, error) {
+	return f.fault(ctx, domain, func() (artifact.Blob, error) { return f.Store.PutKnown(ctx, domain, r, digest) })
+}
+
+// fault stores a blob with put, then fails (full) or pauses as set up.
+func (f *faultyStore) fault(ctx context.Context, domain string, put func() (artifact.Blob, error)) (artifact.Blob, error) {
+	b, err := put()
 	if err != nil {
 		return b, err
 	}

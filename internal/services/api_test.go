@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rampart-ml/rampart/internal/app"
 	"github.com/rampart-ml/rampart/internal/app/apptest"
 	"github.com/rampart-ml/rampart/internal/services"
 	"github.com/rampart-ml/rampart/internal/store"
@@ -22,7 +23,7 @@ const (
 // password, and returns the admin's token.
 func startWithAdmin(t *testing.T) (*apptest.Server, string) {
 	t.Helper()
-	s := apptest.Start(t, apptest.FastHashing)
+	s := apptest.StartWith(t, []app.Option{app.WithoutRuntime()}, apptest.FastHashing)
 	t.Cleanup(s.Client.CloseIdleConnections)
 	tok := s.Login(t, "admin", s.AdminPassword).AccessToken
 	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/me/password", tok,
