@@ -64,6 +64,8 @@ type App struct {
 	closeAuditOnce sync.Once
 	// loader materializes verified model versions for the runtime.
 	loader *registry.Loader
+	// artifacts is the encrypted blob store of model files.
+	artifacts artifact.Store
 	// supervisor runs the model services' workers.
 	supervisor *supervisor.Supervisor
 	opts       options
@@ -186,7 +188,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	})
 	id.provider.Mount(a.api)
 	id.accounts.Mount(a.api)
-	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory, Recorder: a.recorder})
+	a.authz = authz.New(authz.Options{Store: a.store, Cache: authz.NewCache(a.store, nil), Directory: id.directory,
+		Recorder: a.recorder, DomainDeleted: a.shredDomain})
 	a.authz.Mount(a.api)
 	keys := registry.NewKeysAPI(registry.KeysOptions{Store: a.store, Recorder: a.recorder})
 	keys.Mount(a.api)
@@ -366,6 +369,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, started func(
 // (verify-at-load; see registry.Loader).
 func (a *App) ModelLoader() *registry.Loader { return a.loader }
 
+// shredDomain deletes a deleted domain's data key and whatever blobs of
+// it remain: they can never be decrypted again. The domain's models are
+// gone already (a domain named by a model cannot be deleted).
+func (a *App) shredDomain(ctx context.Context, name string) {
+	if a.artifacts == nil {
+		return
+	}
+	if err := a.artifacts.DeleteDomain(ctx, name); err != nil {
+		a.log.Error("crypto-shred the deleted domain's artefacts (retried at the next deletion of the domain name)",
+			slog.String("domain", name), slog.String("error", err.Error()))
+		return
+	}
+	a.log.Info("deleted the domain's artefact key and blobs", slog.String("domain", name))
+}
+
 // mountModels opens the artifact store and a staging directory emptied
 // of what an earlier process left mid-upload, and mounts the model API.
 func (a *App) mountModels() error {
@@ -381,6 +399,7 @@ func (a *App) mountModels() error {
 	if a.opts.wrapArtifacts != nil {
 		arts = a.opts.wrapArtifacts(arts)
 	}
+	a.artifacts = arts
 	staging := a.dir.Path(datadir.StagingDir)
 	if err := os.RemoveAll(staging); err != nil {
 		return fmt.Errorf("empty staging directory: %w", err)

@@ -28,7 +28,10 @@ type Options struct {
 	// without one, every change and every denial is refused with 503,
 	// because nothing may happen unrecorded.
 	Recorder *audit.Recorder
-	Now      func() time.Time
+	// DomainDeleted, if set, is called after a domain's deletion has
+	// committed (the artifact store crypto-shreds the domain's data key).
+	DomainDeleted func(ctx context.Context, name string)
+	Now           func() time.Time
 }
 
 // Service serves domains, grants and access checks, and answers other
@@ -170,6 +173,9 @@ func (s *Service) deleteDomain(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.opt.Cache.Invalidate()
+	if s.opt.DomainDeleted != nil {
+		s.opt.DomainDeleted(context.WithoutCancel(ctx), name)
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/rampart-ml/rampart/internal/app/apptest"
 	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/datadir"
 	"github.com/rampart-ml/rampart/internal/modelarchive"
 	"github.com/rampart-ml/rampart/internal/modelsign"
 	"github.com/rampart-ml/rampart/internal/registry"
@@ -320,5 +323,53 @@ func TestDownloadOutlivesWriteTimeout(t *testing.T) {
 	}
 	if got := checkTar(t, append(head, rest...), v.CreatedAt); len(got["labels.txt"]) != 3<<20*len("a label\n") {
 		t.Errorf("labels.txt has %d bytes", len(got["labels.txt"]))
+	}
+}
+
+// TestDomainDeletionShredsArtefacts: a deployed version cannot be deleted
+// (409 version_in_use); once a domain's last model is gone
+// and the domain is deleted, its data key and any blob left are deleted,
+// so nothing stored for it can be decrypted again.
+func TestDomainDeletionShredsArtefacts(t *testing.T) {
+	t.Parallel()
+	s, admin := startWithAdmin(t)
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/domains", admin, map[string]string{"name": "com.shred"}), http.StatusCreated)
+	key := signingKey(t)
+	k := apptest.Decode[registry.SignerKey](t, s.Do(t, "POST", "/api/v1/signer-keys", admin,
+		map[string]string{"domain": "com.shred", "public_key": publicPEM(t, key.Public())}), http.StatusCreated)
+	v := apptest.Decode[registry.ModelVersion](t, upload(t, s, admin, "com.shred.m", "1.0", tarOf(t, modelDir(t, key, nil))), http.StatusCreated)
+	blob := blobPath(t, s, fileDigest(v, "model.onnx"))
+	keys := filepath.Join(s.DataDir, datadir.ArtifactsDir, "domain-keys")
+	before, err := os.ReadDir(keys)
+	if err != nil || len(before) == 0 {
+		t.Fatalf("artifact keys before: %d, %v", len(before), err)
+	}
+	// A blob left behind by a failed cleanup is shredded too.
+	leftover := filepath.Join(filepath.Dir(blob), strings.Repeat("0", 64))
+	if err := os.WriteFile(leftover, []byte("orphan"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A version a model service deploys cannot be deleted.
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/services", admin, map[string]string{
+		"name": "shred-svc", "domain": "com.shred", "model_id": "com.shred.m", "model_version": "1.0"}), http.StatusCreated)
+	apptest.WantError(t, s.Do(t, "DELETE", "/api/v1/models/com.shred.m/versions/1.0", admin, nil), http.StatusConflict, "version_in_use")
+	apptest.WantStatus(t, s.Do(t, "DELETE", "/api/v1/services/shred-svc", admin, nil), http.StatusNoContent)
+
+	apptest.WantStatus(t, s.Do(t, "DELETE", "/api/v1/models/com.shred.m/versions/1.0", admin, nil), http.StatusNoContent)
+	apptest.WantStatus(t, s.Do(t, "DELETE", "/api/v1/models/com.shred.m", admin, nil), http.StatusNoContent)
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/signer-keys/"+k.ID+"/revoke", admin, map[string]string{"reason": "retired"}), http.StatusOK)
+	apptest.WantStatus(t, s.Do(t, "DELETE", "/api/v1/signer-keys/"+k.ID, admin, nil), http.StatusNoContent)
+	apptest.WantStatus(t, s.Do(t, "DELETE", "/api/v1/domains/com.shred", admin, nil), http.StatusNoContent)
+
+	after, err := os.ReadDir(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before)-1 {
+		t.Errorf("artifact keys: %d before, %d after deleting the domain; want one fewer", len(before), len(after))
+	}
+	if _, err := os.Stat(leftover); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a blob of the deleted domain remains: %v", err)
 	}
 }
