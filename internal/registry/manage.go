@@ -46,10 +46,11 @@ const (
 	// downloadChunk is the copy buffer of a download; the write deadline
 	// is pushed back before each chunk.
 	downloadChunk = 256 << 10
-	// chunkWriteTimeout is how long one chunk may take to reach the client:
-	// the server's WriteTimeout bounds a whole response, which would cut a
-	// large download, so a download sets its own deadline per chunk.
-	chunkWriteTimeout = 60 * time.Second
+	// chunkTimeout is how long one chunk of an upload or a download may
+	// take: the server's ReadTimeout and WriteTimeout bound a whole
+	// request, which would cut a large model, so transfers set their own
+	// deadline per chunk.
+	chunkTimeout = 60 * time.Second
 )
 
 // ModelDetail is the wire form of GET /api/v1/models/{id}: the model and
@@ -362,8 +363,7 @@ func (m *ModelsAPI) download(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "application/x-tar")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.tar"`, v.ModelID, v.Version))
 	w.WriteHeader(http.StatusOK)
-	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w)}
-	err = writeTar(ctx, dw, m.opt.Artifacts, blobDomain, v.CreatedAt, files)
+	err = writeTar(ctx, httpapi.DeadlineWriter(w, chunkTimeout), m.opt.Artifacts, blobDomain, v.CreatedAt, files)
 	if err == nil {
 		return nil
 	}
@@ -434,17 +434,3 @@ func (m *ModelsAPI) quarantine(ctx context.Context, t access.Target, v store.Mod
 	}
 }
 
-// deadlineWriter pushes the connection's write deadline back before each
-// write, so a download is bounded per chunk instead of by the server's
-// WriteTimeout for the whole response.
-type deadlineWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
-}
-
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	// ErrNotSupported (a writer without a connection) leaves the server's
-	// own timeout in force, which is the safe side.
-	_ = d.rc.SetWriteDeadline(time.Now().Add(chunkWriteTimeout))
-	return d.w.Write(p)
-}

@@ -280,14 +280,17 @@ func fileDigest(v registry.ModelVersion, path string) string {
 	return ""
 }
 
-// TestDownloadOutlivesWriteTimeout: a download that takes longer than the
-// server's WriteTimeout (a client reading slowly) still completes, because
-// the deadline is pushed back per chunk. The wait is the point of the
+// TestTransfersOutliveServerTimeouts: an upload that stalls for longer
+// than the server's ReadTimeout and WriteTimeout, and a download that
+// takes longer than its WriteTimeout (a client reading slowly), still
+// complete, because the deadlines are pushed back per chunk. The wait is the point of the
 // test: it must outlast the WriteTimeout.
-func TestDownloadOutlivesWriteTimeout(t *testing.T) {
+func TestTransfersOutliveServerTimeouts(t *testing.T) {
 	t.Parallel()
 	const writeTimeout = 4 * time.Second
-	s := apptest.Start(t, apptest.FastHashing, func(c *config.Config) { c.HTTP.WriteTimeout = writeTimeout })
+	s := apptest.Start(t, apptest.FastHashing, func(c *config.Config) {
+		c.HTTP.WriteTimeout, c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout = writeTimeout, writeTimeout, time.Second
+	})
 	t.Cleanup(s.Client.CloseIdleConnections)
 	tok := s.Login(t, "admin", s.AdminPassword).AccessToken
 	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/me/password", tok,
@@ -300,7 +303,22 @@ func TestDownloadOutlivesWriteTimeout(t *testing.T) {
 	// Larger than what socket buffers hold, so the server must wait for
 	// the client.
 	files := modelDir(t, key, map[string]string{"labels.txt": strings.Repeat("a label\n", 3<<20)})
-	v := apptest.Decode[registry.ModelVersion](t, upload(t, s, admin, "com.acme.big", "1", tarOf(t, files)), http.StatusCreated)
+	// The upload stalls for longer than the server's ReadTimeout half-way.
+	body := tarOf(t, files)
+	upReq, err := http.NewRequest("PUT", s.URL+"/api/v1/models/com.acme.big/versions/1",
+		io.MultiReader(bytes.NewReader(body[:len(body)/2]), &stall{d: writeTimeout + time.Second}, bytes.NewReader(body[len(body)/2:])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upReq.Header.Set("Authorization", "Bearer "+admin)
+	upReq.Header.Set("Content-Type", "application/x-tar")
+	upRes, err := s.Client.Do(upReq)
+	if err != nil {
+		t.Fatalf("the upload was cut after the server's ReadTimeout: %v", err)
+	}
+	b, _ := io.ReadAll(upRes.Body)
+	upRes.Body.Close()
+	v := apptest.Decode[registry.ModelVersion](t, apptest.Response{StatusCode: upRes.StatusCode, Body: b}, http.StatusCreated)
 
 	req, err := http.NewRequest("GET", s.URL+"/api/v1/models/com.acme.big/versions/1/download", nil)
 	if err != nil {
@@ -324,6 +342,20 @@ func TestDownloadOutlivesWriteTimeout(t *testing.T) {
 	if got := checkTar(t, append(head, rest...), v.CreatedAt); len(got["labels.txt"]) != 3<<20*len("a label\n") {
 		t.Errorf("labels.txt has %d bytes", len(got["labels.txt"]))
 	}
+}
+
+// stall is a reader that waits d once, then reports EOF.
+type stall struct {
+	d    time.Duration
+	done bool
+}
+
+func (s *stall) Read([]byte) (int, error) {
+	if !s.done {
+		s.done = true
+		time.Sleep(s.d)
+	}
+	return 0, io.EOF
 }
 
 // TestDomainDeletionShredsArtefacts: a deployed version cannot be deleted

@@ -250,10 +250,13 @@ func (m *ModelsAPI) onboard(w http.ResponseWriter, r *http.Request) error {
 		return m.refused(ctx, t, version, httpapi.Error(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"the body must be the model directory as application/x-tar, application/gzip or application/zip", nil))
 	}
-	v, err := m.admit(ctx, r, t, blobDomain, version)
+	v, err := m.admit(ctx, w, r, t, blobDomain, version)
 	if err != nil {
 		return m.refused(ctx, t, version, err)
 	}
+	// Storing a large model can outlast the server's WriteTimeout, which
+	// runs from the start of the request.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(chunkTimeout))
 	httpapi.WriteJSON(w, http.StatusCreated, versionView(v))
 	return nil
 }
@@ -282,7 +285,7 @@ func modelTarget(t access.Target, version string) audit.Target {
 }
 
 // admit unpacks, verifies, stores and records one upload.
-func (m *ModelsAPI) admit(ctx context.Context, r *http.Request, t access.Target, blobDomain, version string) (store.ModelVersion, error) {
+func (m *ModelsAPI) admit(ctx context.Context, w http.ResponseWriter, r *http.Request, t access.Target, blobDomain, version string) (store.ModelVersion, error) {
 	id := t.ID
 	// Refuse a taken version before reading a byte of the body.
 	err := m.opt.Store.InTx(ctx, func(tx store.Tx) error {
@@ -302,7 +305,7 @@ func (m *ModelsAPI) admit(ctx context.Context, r *http.Request, t access.Target,
 	}
 	// Extract removes dir itself on failure; this covers every later one.
 	defer os.RemoveAll(dir)
-	man, err := modelarchive.Extract(ctx, r.Body, dir, m.opt.Limits)
+	man, err := modelarchive.Extract(ctx, httpapi.DeadlineReader(w, r.Body, chunkTimeout), dir, m.opt.Limits)
 	if err != nil {
 		return store.ModelVersion{}, archiveError(err)
 	}
