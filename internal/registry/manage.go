@@ -433,4 +433,3 @@ func (m *ModelsAPI) quarantine(ctx context.Context, t access.Target, v store.Mod
 			slog.String("error", err.Error()))
 	}
 }
-
