@@ -37,8 +37,10 @@ service=textdir
 
 say() { printf '%s\n' "$*"; }
 server_log=
+hint=
 die() {
 	printf 'run-demo: %s\n' "$*" >&2
+	[[ -z $hint ]] || printf 'run-demo: %s\n' "$hint" >&2
 	if [[ -n $server_log && -s $server_log ]]; then
 		printf 'run-demo: the last lines of the server log (%s):\n' "$server_log" >&2
 		tail -n 20 "$server_log" >&2
@@ -78,11 +80,14 @@ ca=$data/tls/ca.pem
 first=0
 if [[ ! -e $data/rampart.db ]]; then
 	first=1
+	[[ -s $model_src ]] || die "$model_src is missing: run scripts/fetch-test-models.sh"
+	hint="the first start did not finish: remove $data and $demo, then run again"
 	mkdir -p "$demo"
 	chmod 0700 "$demo"
 	# 32 random bytes as base64 without padding: strong, and no quoting needed.
 	(umask 077 && openssl rand -base64 32 | tr -d '=\n' >"$demo/admin-password")
 elif [[ ! -e $demo/service-account ]]; then
+	((check == 0)) || die "$data was not set up by this script (or its first start did not finish); nothing to check"
 	say "run-demo: $data was not set up by this script; serving it without the demo"
 	say "run-demo: (stop, remove $data and $demo, and run again for the demo)"
 	exec "$bin" serve --data-dir "$data" --listen "$listen"
@@ -148,7 +153,6 @@ if ((first)); then
 	openssl pkey -in "$demo/signing-key.pem" -pubout -out "$demo/signing-key.pub.pem"
 	"$bin" model keys add --domain "$domain" --key "$demo/signing-key.pub.pem" --description "run-demo signing key" >/dev/null
 
-	[[ -s $model_src ]] || die "$model_src is missing: run scripts/fetch-test-models.sh"
 	rm -rf "$demo/model"
 	mkdir "$demo/model"
 	cp "$model_src" "$demo/model/model.onnx"
@@ -168,7 +172,6 @@ if ((first)); then
 	client_id=$(json_field id <<<"$sa")
 	[[ -n $client_id && -s $demo/client-secret ]] || die "creating the service account failed"
 	"$bin" grants add --subject "$client_id" --subject-kind service-account --domain "$domain" --privilege infer >/dev/null
-	echo "$client_id" >"$demo/service-account"
 
 	# Two requests for the model's input x float[-1,3,48,-1]: one
 	# 1x3x48x192 image (all 0.5) as JSON, and the same zeros as binary
@@ -187,13 +190,19 @@ if ((first)); then
 		head -c $((4 * n)) /dev/zero
 	} >"$demo/request.bin"
 	rm "$demo/request.bin.header"
+	# Written last: its presence says the first start finished.
+	echo "$client_id" >"$demo/service-account"
+	hint=
 fi
 client_id=$(cat "$demo/service-account")
 header_len=$(cat "$demo/request.bin.header-length")
 
-token_cmd="export TOKEN=\$(curl -fsS --cacert $ca -u \"$client_id:\$(cat $demo/client-secret)\" -d grant_type=client_credentials $url/oauth/token | sed -n 's/.*\"access_token\": *\"\\([^\"]*\\)\".*/\\1/p')"
-infer_cmd="curl -fsS --cacert $ca -H \"Authorization: Bearer \$TOKEN\" -H 'Content-Type: application/json' --data-binary @$demo/request.json $url/v2/models/$service/infer"
-binary_cmd="curl -fsS --cacert $ca -H \"Authorization: Bearer \$TOKEN\" -H 'Content-Type: application/octet-stream' -H 'Inference-Header-Content-Length: $header_len' --data-binary @$demo/request.bin $url/v2/models/$service/infer"
+# Paths quoted for the shell where needed (a data directory with spaces).
+qca=$(printf %q "$ca")
+qdemo=$(printf %q "$demo")
+token_cmd="export TOKEN=\$(curl -fsS --cacert $qca -u \"$client_id:\$(cat $qdemo/client-secret)\" -d grant_type=client_credentials $url/oauth/token | sed -n 's/.*\"access_token\": *\"\\([^\"]*\\)\".*/\\1/p')"
+infer_cmd="curl -fsS --cacert $qca -H \"Authorization: Bearer \$TOKEN\" -H 'Content-Type: application/json' --data-binary @$qdemo/request.json $url/v2/models/$service/infer"
+binary_cmd="curl -fsS --cacert $qca -H \"Authorization: Bearer \$TOKEN\" -H 'Content-Type: application/octet-stream' -H 'Inference-Header-Content-Length: $header_len' --data-binary @$qdemo/request.bin $url/v2/models/$service/infer"
 
 # The service is up when the client can see it ready (the supervisor
 # starts it, on later starts too). Runs the printed token command as is.
@@ -217,7 +226,7 @@ $infer_cmd
 $binary_cmd
 
 # the model's inputs and outputs:
-curl -fsS --cacert $ca -H "Authorization: Bearer \$TOKEN" $url/v2/models/$service
+curl -fsS --cacert $qca -H "Authorization: Bearer \$TOKEN" $url/v2/models/$service
 
 The admin password is in $demo/admin-password (admin CLI login: $RAMPART_CREDENTIALS).
 Ctrl-C stops the server.
