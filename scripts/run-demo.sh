@@ -231,6 +231,11 @@ curl -fsS --cacert $qca -H "Authorization: Bearer \$TOKEN" $url/v2/models/$servi
 The admin password is in $demo/admin-password (admin CLI login: $RAMPART_CREDENTIALS).
 Ctrl-C stops the server.
 EOF
+# The admin password is shown once, on the first start, and only on a
+# terminal: never into a CI log.
+if ((first)) && [[ -t 1 ]]; then
+	say "The admin password (shown only now; it stays in $demo/admin-password): $(cat "$demo/admin-password")"
+fi
 
 if ((check)); then
 	out=$(eval "$infer_cmd")
