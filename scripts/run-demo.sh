@@ -84,6 +84,8 @@ if [[ ! -e $data/rampart.db ]]; then
 	hint="the first start did not finish: remove $data and $demo, then run again"
 	mkdir -p "$demo"
 	chmod 0700 "$demo"
+	# A demo directory left from an earlier data directory is stale.
+	rm -f "$demo/service-account"
 	# 32 random bytes as base64 without padding: strong, and no quoting needed.
 	(umask 077 && openssl rand -base64 32 | tr -d '=\n' >"$demo/admin-password")
 elif [[ ! -e $demo/service-account ]]; then
