@@ -19,7 +19,7 @@ STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION       := v2.30.0
 GOVULNCHECK_VERSION := v1.9.0
 
-.PHONY: all build run test test-deps onnxruntime lint vulncheck bench fuzz deps clean proto
+.PHONY: all build run demo-deps test test-deps test-demo onnxruntime lint vulncheck bench fuzz deps clean proto
 
 all: build
 
@@ -29,13 +29,29 @@ deps:
 build: deps onnxruntime
 	go build -trimpath -ldflags '$(LDFLAGS)' -o bin/rampart ./cmd/rampart
 
-## run: build and start a server with its data under ./.rampart
-run: build
-	bin/rampart serve --data-dir $(DATA_DIR)
+## run: build and start a server with its data under ./.rampart; on the first start of
+## DATA_DIR it onboards, signs and serves a demo model and prints a working curl inference
+## (secrets in DATA_DIR-demo; see scripts/run-demo.sh)
+run: build demo-deps
+	scripts/run-demo.sh $(DATA_DIR)
 
-## test: every test, race detector on (installs the external OIDC test provider and fetches the test models first)
+## demo-deps: the model the demo serves (cached under ~/.cache/rampart)
+demo-deps:
+	scripts/fetch-test-models.sh
+
+## test: every test, race detector on (installs the external OIDC test provider and fetches
+## the test models first), then the demo of make run end to end (test-demo)
 test: deps test-deps
 	go test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory test-demo
+
+## test-demo: scripts/run-demo.sh --check on a fresh temporary data directory, twice (first
+## start, then restart): it runs the printed inference commands itself (about 15 s)
+test-demo: build demo-deps
+	@dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	  scripts/run-demo.sh --check "$$dir/data" >"$$dir/first.log" 2>&1 || { cat "$$dir/first.log"; exit 1; }; \
+	  scripts/run-demo.sh --check "$$dir/data" >"$$dir/again.log" 2>&1 || { cat "$$dir/again.log"; exit 1; }; \
+	  echo "test-demo: ok (first start and restart)"
 
 ## test-deps: programs the tests start and models they read (cached under ~/.cache/rampart)
 test-deps: onnxruntime
