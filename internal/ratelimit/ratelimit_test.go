@@ -110,6 +110,7 @@ func TestBurstRefill(t *testing.T) {
 			}
 		}
 	}
+	checkConsistent(t, l)
 }
 
 func TestRefusalsDoNotCost(t *testing.T) {
@@ -155,6 +156,7 @@ func TestMemoryBound(t *testing.T) {
 	if l.Len() != limit {
 		t.Errorf("Len() = %d after the flood, want the cap %d", l.Len(), limit)
 	}
+	checkConsistent(t, l)
 }
 
 func TestEvictsLeastRecentlyUsed(t *testing.T) {
@@ -178,6 +180,7 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	if l.Len() != 3 {
 		t.Errorf("Len() = %d, want 3", l.Len())
 	}
+	checkConsistent(t, l)
 }
 
 func TestForgetsIdleKeys(t *testing.T) {
@@ -195,6 +198,7 @@ func TestForgetsIdleKeys(t *testing.T) {
 	if got := l.Len(); got != 1 {
 		t.Errorf("Len() = %d, want only the active source left", got)
 	}
+	checkConsistent(t, l)
 }
 
 func TestConcurrent(t *testing.T) {
@@ -221,6 +225,7 @@ func TestConcurrent(t *testing.T) {
 	if l.Len() > sources/2 {
 		t.Errorf("Len() = %d, cap %d", l.Len(), sources/2)
 	}
+	checkConsistent(t, l)
 
 	// Without eviction the clock stands still, so each source gets exactly
 	// its burst however the goroutines interleave.
@@ -232,4 +237,5 @@ func TestConcurrent(t *testing.T) {
 			t.Errorf("source %d: %d attempts allowed, want exactly %d", s, got, burst)
 		}
 	}
+	checkConsistent(t, l)
 }
