@@ -3,9 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -34,12 +36,37 @@ func (a *App) openKeys() (keysDir string, err error) {
 	if keysDir, err = a.dir.MkdirPrivate(datadir.KeysDir); err != nil {
 		return "", err
 	}
-	master, err := secrets.LoadOrCreateKey(filepath.Join(keysDir, datadir.MasterKeyFile))
+	master, err := a.masterKey(keysDir)
 	if err != nil {
 		return "", err
 	}
 	a.sealer, err = secrets.New(master)
 	return keysDir, err
+}
+
+// masterKey is the operator's master key (--master-key-file), or the data
+// dir's own, created on first start. A data dir whose own key differs
+// from the operator's is refused: its secrets are sealed under the other
+// key, and starting would lose them.
+func (a *App) masterKey(keysDir string) ([]byte, error) {
+	own := filepath.Join(keysDir, datadir.MasterKeyFile)
+	if a.cfg.MasterKeyFile == "" {
+		return secrets.LoadOrCreateKey(own)
+	}
+	key, err := secrets.LoadKey(a.cfg.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("master-key-file: %w", err)
+	}
+	switch existing, err := secrets.LoadKey(own); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	case subtle.ConstantTimeCompare(existing, key) != 1:
+		return nil, fmt.Errorf("master-key-file: %s holds a different master key; the data directory's secrets are sealed under that one. Start with it, or without --master-key-file", own)
+	default:
+		a.log.Warn("the data directory still holds a copy of the master key given by --master-key-file; delete it so a copy of the data directory does not carry the key", slog.String("path", own))
+	}
+	return key, nil
 }
 
 // openAudit loads the audit checkpoint key and builds the recorder every

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,13 +35,17 @@ type Config struct {
 	// ConfigFile is the YAML file the rest was read from, if any.
 	ConfigFile string
 	DataDir    string
-	Listen     string
-	TLS        TLS
-	HTTP       HTTP
-	Identity   Identity
-	Audit      Audit
-	Inference  Inference
-	LogLevel   slog.Level
+	// MasterKeyFile, if set, is the operator's master key (32 bytes, 0600),
+	// e.g. on a secrets mount; otherwise DATA_DIR/keys/master.key, created
+	// on first start.
+	MasterKeyFile string
+	Listen        string
+	TLS           TLS
+	HTTP          HTTP
+	Identity      Identity
+	Audit         Audit
+	Inference     Inference
+	LogLevel      slog.Level
 	// AdminPassword comes only from RAMPART_ADMIN_PASSWORD (never a flag or
 	// file, which could leak through ps or backups). It sets the bootstrap
 	// admin's password on first start.
@@ -131,6 +136,9 @@ func (c Config) Validate() error {
 
 	if c.DataDir == "" {
 		add("data-dir: required; set --data-dir DIR or RAMPART_DATA_DIR")
+	}
+	if c.MasterKeyFile != "" && !filepath.IsAbs(c.MasterKeyFile) {
+		add("master-key-file: %q must be an absolute path", c.MasterKeyFile)
 	}
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen: %q is not HOST:PORT (e.g. %s): %v", c.Listen, DefaultListen, err)

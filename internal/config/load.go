@@ -125,6 +125,7 @@ func options(c *Config) []option {
 	o := []option{
 		{name: "config", usage: "YAML file with settings (keys are the flag names)", value: &value{set: str(&c.ConfigFile)}},
 		{name: "data-dir", usage: "directory for state, keys and certificates (created 0700; required)", value: &value{set: str(&c.DataDir)}},
+		{name: "master-key-file", usage: "the master key every stored secret and artefact key is sealed under: a 32-byte file (0600) the operator keeps, e.g. on a secrets mount (default: DATA_DIR/keys/master.key, created on first start)", value: &value{set: str(&c.MasterKeyFile)}},
 		{name: "listen", usage: "address to listen on, HOST:PORT", value: &value{set: str(&c.Listen), show: func() string { return c.Listen }}},
 		{name: "tls-cert", usage: "PEM certificate chain to serve instead of the private CA's", value: &value{set: str(&c.TLS.CertFile)}},
 		{name: "tls-key", usage: "PEM private key for --tls-cert", value: &value{set: str(&c.TLS.KeyFile)}},

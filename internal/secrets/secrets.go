@@ -91,6 +91,10 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	return key, nil
 }
 
+// LoadKey reads the master key from path (an operator's file: never
+// created here). The file must not be readable by group or others.
+func LoadKey(path string) ([]byte, error) { return readKey(path) }
+
 func readKey(path string) ([]byte, error) {
 	key, err := datadir.ReadSecretFile(path, KeySize+1)
 	if err != nil {
