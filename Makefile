@@ -62,6 +62,12 @@ test-deps: onnxruntime
 onnxruntime:
 	scripts/fetch-onnxruntime.sh
 
+## sbom: a CycloneDX 1.6 SBOM of the built binary (bin/rampart.cdx.json), from its build information
+.PHONY: sbom
+sbom: build
+	bin/rampart version --sbom > bin/rampart.cdx.json
+	@echo "wrote bin/rampart.cdx.json"
+
 ## lint: gofmt, go vet, staticcheck, gosec
 lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION) $(TOOLS)/gosec-$(GOSEC_VERSION)
 	@unformatted=$$(gofmt -l cmd internal); \

@@ -13,8 +13,12 @@ func versionCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rampart version", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print as JSON")
+	sbom := fs.Bool("sbom", false, "print a CycloneDX 1.6 SBOM of this binary (JSON)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *sbom {
+		return version.WriteSBOM(stdout)
 	}
 	info := version.Get()
 	if *asJSON {
