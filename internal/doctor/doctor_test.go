@@ -63,6 +63,15 @@ func TestPermissions(t *testing.T) {
 			{Path: "tls/server-key.pem", Mode: 0o640, UID: 10},
 			{Path: "tls/server.pem", Mode: 0o644, UID: 10},
 		}, map[string]Status{"perm.datadir": Fail, "perm.keys/master.key": Fail, "perm.tls/server-key.pem": Fail}},
+		{"model copies shared with workers", []FileInfo{
+			{Path: "run", Mode: dir | 0o700, UID: 10},
+			{Path: "run/cls-ab12", Mode: dir | 0o550, UID: 10},
+			{Path: "run/cls-ab12/model.onnx", Mode: 0o440, UID: 10},
+		}, map[string]Status{"perm": Pass}},
+		{"run dir open to others or group-writable", []FileInfo{
+			{Path: "run/cls-ab12", Mode: dir | 0o555, UID: 10},
+			{Path: "run/cls-ab12/model.onnx", Mode: 0o460, UID: 10},
+		}, map[string]Status{"perm.run/cls-ab12": Fail, "perm.run/cls-ab12/model.onnx": Fail}},
 		{"world-writable certificate", []FileInfo{
 			{Path: "tls/ca.pem", Mode: 0o666, UID: 10},
 		}, map[string]Status{"perm.tls/ca.pem": Fail}},

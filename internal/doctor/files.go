@@ -4,6 +4,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/rampart-ml/rampart/internal/datadir"
 )
 
 // FileInfo is what the permission check needs to know about one entry of
@@ -35,14 +37,21 @@ func Permissions(dir string, entries []FileInfo, uid int) []Result {
 			id = "perm.datadir"
 		}
 		full := path.Join(dir, e.Path)
+		// Running services' model copies under run/ are shared read-only
+		// with the workers' group when the server runs as root
+		// (supervisor.shareWithWorkers): group read is by design there.
+		private := fs.FileMode(0o077)
+		if strings.HasPrefix(e.Path, datadir.RunDir+"/") {
+			private = 0o027
+		}
 		switch {
 		case e.Symlink:
 			rs = append(rs, fail(id, "replace the link by the file it points to, or remove it: the server refuses to start with links in the data directory",
 				"%s is a symbolic link", full))
 			continue
-		case e.Mode.IsDir() && e.Mode.Perm()&0o077 != 0:
+		case e.Mode.IsDir() && e.Mode.Perm()&private != 0:
 			rs = append(rs, fail(id, "chmod 700 "+full, "directory %s has mode %04o: group or others can list or enter it", full, uint32(e.Mode.Perm())))
-		case !e.Mode.IsDir() && !IsPublic(e.Path) && e.Mode.Perm()&0o077 != 0:
+		case !e.Mode.IsDir() && !IsPublic(e.Path) && e.Mode.Perm()&private != 0:
 			rs = append(rs, fail(id, "chmod 600 "+full, "%s has mode %04o: group or others can read a secret", full, uint32(e.Mode.Perm())))
 		case !e.Mode.IsDir() && e.Mode.Perm()&0o002 != 0:
 			rs = append(rs, fail(id, "chmod 644 "+full, "%s is writable by everyone", full))
