@@ -18,7 +18,8 @@ const doctorSynopsis = "rampart doctor [--data-dir DIR] [--config FILE] [--serve
 	"point, with the fix: data directory permissions, TLS certificates, insecure\n" +
 	"settings, sandbox features of this host, key ages, the audit chain, unsigned\n" +
 	"models, wide grants and admins without TOTP. Run it as the server's user on\n" +
-	"the server's machine; it changes nothing.\n" +
+	"the server's machine; it changes nothing. It sees the settings of --config\n" +
+	"and RAMPART_* variables, not flags given to rampart serve.\n" +
 	"Exit status: 0 no FAIL; 1 at least one FAIL; 2 a wrong command line."
 
 func doctorCmd(ctx context.Context, args []string, stdout io.Writer, env func(string) (string, bool)) error {

@@ -315,7 +315,7 @@ func TestRegistry(t *testing.T) {
 	}{
 		{"clean", nil, []store.ModelVersion{v("a", "good", true, store.VersionActive), v("b", "later", true, store.VersionActive)},
 			map[string]Status{"registry.unsigned-admission": Pass, "registry.versions": Pass}},
-		{"unsigned admission", []string{"com.acme"}, nil,
+		{"unsigned admission", []string{"com.acme", "*"}, nil,
 			map[string]Status{"registry.unsigned-admission": Fail, "registry.versions": Pass}},
 		{"unsigned version", nil, []store.ModelVersion{v("a", "", false, store.VersionActive)},
 			map[string]Status{"registry.unsigned-admission": Pass, "registry.unsigned-versions": Warn}},

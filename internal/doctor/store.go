@@ -28,7 +28,7 @@ func SigningKeys(keys []store.SigningKey, rotation time.Duration, now time.Time)
 		return warn("keys.signing", "rampart keys rotate (and check that the server runs with its rotation schedule)",
 			"the newest token-signing key is %s old, over twice the rotation period %s", age.Round(time.Hour), rotation)
 	}
-	return pass("keys.signing", "%d token-signing keys, the newest %s old (rotation every %s)", len(keys), age.Round(time.Minute), rotation)
+	return pass("keys.signing", "token-signing keys: %d, the newest %s old (rotation every %s)", len(keys), age.Round(time.Minute), rotation)
 }
 
 // MaxKeyFileAge is how old a long-lived key file may grow before doctor
@@ -66,9 +66,16 @@ func AuditChain(rep audit.Report, err error) Result {
 func Registry(unsignedDomains []string, versions []store.ModelVersion, keys []store.SignerKey, now time.Time) []Result {
 	var rs []Result
 	if len(unsignedDomains) > 0 {
+		names := make([]string, len(unsignedDomains))
+		for i, d := range unsignedDomains {
+			names[i] = d
+			if d == "*" {
+				names[i] = "* (models without a domain)"
+			}
+		}
 		rs = append(rs, fail("registry.unsigned-admission",
 			"unless you mean it, turn it off: PUT /api/v1/domains/{name}/unsigned-admission {\"allowed\":false} (admin), and sign those models",
-			"domains that admit unsigned models: %s", strings.Join(unsignedDomains, ", ")))
+			"domains that admit unsigned models: %s", strings.Join(names, ", ")))
 	} else {
 		rs = append(rs, pass("registry.unsigned-admission", "no domain admits unsigned models"))
 	}
@@ -109,7 +116,7 @@ func Registry(unsignedDomains []string, versions []store.ModelVersion, keys []st
 			"model versions whose signer key is no longer trusted: %s", strings.Join(untrusted, ", ")))
 	}
 	if len(unsigned)+len(quarantined)+len(untrusted) == 0 {
-		rs = append(rs, pass("registry.versions", "%d model versions, all signed by currently trusted keys", len(versions)))
+		rs = append(rs, pass("registry.versions", "model versions: %d, all signed by currently trusted keys", len(versions)))
 	}
 	return rs
 }
@@ -128,7 +135,7 @@ func Grants(grants []store.Grant) Result {
 		return warn("access.wildcard-grants", "revoke them (rampart grants revoke) and grant on a domain to the users or service accounts that need it",
 			"grants on * to whole groups: %s", strings.Join(wide, "; "))
 	}
-	return pass("access.wildcard-grants", "%d grants, none on * to a whole group", len(grants))
+	return pass("access.wildcard-grants", "grants: %d, none on * to a whole group", len(grants))
 }
 
 // Admins warns about enabled admin accounts without a second factor.
@@ -148,5 +155,5 @@ func Admins(accounts []store.Account) Result {
 		return warn("accounts.admin-totp", "each of them: log in and enrol TOTP (POST /api/v1/me/totp)",
 			"admin accounts without TOTP: %s", strings.Join(bare, ", "))
 	}
-	return pass("accounts.admin-totp", "all %d admin accounts have TOTP", n)
+	return pass("accounts.admin-totp", "admin accounts: %d, all with TOTP", n)
 }
