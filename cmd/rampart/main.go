@@ -76,6 +76,8 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		err = modelCmd(ctx, rest, stdout, stderr, env)
 	case "service":
 		err = serviceCmd(ctx, rest, stdout, stderr, env)
+	case "doctor":
+		err = doctorCmd(ctx, rest, stdout, env)
 	case "help", "-h", "--help":
 		printUsage(stdout)
 	default:
@@ -117,6 +119,7 @@ Usage:
   rampart model sign|verify --key PEM DIR sign a model directory (OpenSSF model signing); verify one offline
   rampart model keys add|list|revoke|delete  the signer keys the registry trusts per domain (admin)
   rampart service create|list|show|start|stop|scale|delete  model services (docs/SERVICES.md)
+  rampart doctor --data-dir DIR [flags]  hardening self-check: PASS/WARN/FAIL with fixes (exit 1 on FAIL)
   rampart version [--json]               print version, commit, Go and dependency versions
   rampart help                           this text
 `)

@@ -132,6 +132,9 @@ func (d *Dir) checkSecrets() error {
 		if !e.IsDir() && isPublic(e.Name()) {
 			return nil
 		}
+		if sharedWithWorkers(d.path, p) {
+			return nil
+		}
 		if err := checkPrivate(p); err != nil {
 			problems = append(problems, err)
 		}
@@ -141,6 +144,21 @@ func (d *Dir) checkSecrets() error {
 		return fmt.Errorf("check data dir %s: %w", d.path, err)
 	}
 	return errors.Join(problems...)
+}
+
+// sharedWithWorkers reports whether p is a running service's model copy
+// under RunDir that the supervisor shared read-only with the workers'
+// group (0550/0440, when the server runs as root). A server that died with
+// services running leaves them behind; they are removed at start, so
+// refusing to start over them would only block recovery. Others may still
+// not read them, and nobody but the owner may write.
+func sharedWithWorkers(root, p string) bool {
+	rel, err := filepath.Rel(filepath.Join(root, RunDir), p)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return false
+	}
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode()&fs.ModeSymlink == 0 && fi.Mode().Perm()&0o027 == 0
 }
 
 // isPublic lists files that hold no secret (certificates), so the usual

@@ -105,6 +105,51 @@ func TestPublicCertificatesMayBeReadable(t *testing.T) {
 	d.Close()
 }
 
+// A server that died running services as root leaves their model copies
+// shared with the workers' group; the next start must not refuse them
+// (they are removed), but still refuses what others may read.
+func TestRunDirLeftoversSharedWithWorkers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name              string
+		dirMode, fileMode os.FileMode
+		ok                bool
+	}{
+		{"group read", 0o550, 0o440, true},
+		{"others read", 0o555, 0o444, false},
+		{"group write", 0o570, 0o460, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := filepath.Join(t.TempDir(), "data")
+			svc := filepath.Join(p, RunDir, "cls-1")
+			if err := os.MkdirAll(svc, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(svc, "model.onnx"), []byte("x"), tc.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(svc, "model.onnx"), tc.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(svc, tc.dirMode); err != nil { // #nosec G302 -- the modes under test
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.Chmod(svc, 0o700) }) // so TempDir can remove it
+			d, err := Open(p)
+			if tc.ok && err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrPermissions) {
+				t.Fatalf("Open: %v, want ErrPermissions", err)
+			}
+			if d != nil {
+				d.Close()
+			}
+		})
+	}
+}
+
 func TestOpenUnusablePath(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "file")
