@@ -1,0 +1,587 @@
+package gateway_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/rampart-ml/rampart/internal/app/apptest"
+	"github.com/rampart-ml/rampart/internal/config"
+	"github.com/rampart-ml/rampart/internal/inference"
+	"github.com/rampart-ml/rampart/internal/inference/oippb"
+	"github.com/rampart-ml/rampart/internal/modelsign"
+	"github.com/rampart-ml/rampart/internal/onnxmeta/testmodels"
+	"github.com/rampart-ml/rampart/internal/pki"
+	"github.com/rampart-ml/rampart/internal/runtime/onnx"
+	"github.com/rampart-ml/rampart/internal/tensor"
+)
+
+const (
+	adminPassword = "violet-orbit-lantern-quarry-42"
+	userPassword  = "amber-canyon-whistle-falcon-77"
+	domain        = "com.acme"
+	// maxBody is the servers' inference body limit: small, so that 413 is
+	// cheap to provoke, and far above the requests the tests send.
+	maxBody = 1 << 20
+)
+
+// fixture is one running server with the com.acme domain and a signer key
+// for it.
+type fixture struct {
+	s     *apptest.Server
+	admin string
+	key   *ecdsa.PrivateKey
+}
+
+// start starts a server whose workers load the installed ONNX Runtime and
+// which records every allowed inference call.
+func start(t *testing.T, mutate ...func(*config.Config)) *fixture {
+	t.Helper()
+	base := func(c *config.Config) {
+		c.Inference.RuntimeLibrary = onnx.LibraryPath()
+		c.Inference.MaxRequestBytes = maxBody
+		c.Audit.InferenceSampleRate = 1
+	}
+	s := apptest.Start(t, append([]func(*config.Config){apptest.FastHashing, base}, mutate...)...)
+	first := s.Login(t, "admin", s.AdminPassword).AccessToken
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/me/password", first,
+		map[string]string{"current_password": s.AdminPassword, "new_password": adminPassword}), http.StatusNoContent)
+	f := &fixture{s: s, admin: s.Login(t, "admin", adminPassword).AccessToken}
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/domains", f.admin, map[string]string{"name": domain}), http.StatusCreated)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.key = k
+	der, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.WantStatus(t, s.Do(t, "POST", "/api/v1/signer-keys", f.admin, map[string]string{
+		"domain": domain, "public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+	}), http.StatusCreated)
+	return f
+}
+
+// deploy onboards the model file as com.acme.<name>@1.0 (signed, through the
+// real upload), creates service name for it, starts it and waits until it
+// is ready.
+func (f *fixture) deploy(t *testing.T, name, modelPath string) {
+	t.Helper()
+	model, err := os.ReadFile(modelPath) // #nosec G304 -- a test model
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), model, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := modelsign.DigestDirectory(dir, modelsign.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := modelsign.Sign(m, f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for n, content := range map[string][]byte{"model.onnx": model, modelsign.SignatureFile: sig} {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	id := domain + "." + name
+	res := f.post(t, "PUT", "/api/v1/models/"+id+"/versions/1.0", f.admin, buf.Bytes(), map[string]string{"Content-Type": "application/x-tar"})
+	apptest.WantStatus(t, res, http.StatusCreated)
+	apptest.WantStatus(t, f.s.Do(t, "POST", "/api/v1/services", f.admin, map[string]string{
+		"name": name, "domain": domain, "model_id": id, "model_version": "1.0",
+	}), http.StatusCreated)
+	apptest.WantStatus(t, f.s.Do(t, "POST", "/api/v1/services/"+name+"/start", f.admin, nil), http.StatusOK)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		res := f.s.Do(t, "GET", "/v2/models/"+name+"/ready", f.admin, nil)
+		if res.StatusCode == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			svc := f.s.Do(t, "GET", "/api/v1/services/"+name, f.admin, nil)
+			t.Fatalf("service %s not ready within 60s: %d %s; service: %s", name, res.StatusCode, res.Body, svc.Body)
+		}
+	}
+}
+
+// newUser creates a plain account and returns its token.
+func (f *fixture) newUser(t *testing.T, name string) (id, token string) {
+	t.Helper()
+	created := apptest.Decode[struct {
+		ID              string `json:"id"`
+		InitialPassword string `json:"initial_password"`
+	}](t, f.s.Do(t, "POST", "/api/v1/accounts", f.admin, map[string]string{"name": name}), http.StatusCreated)
+	first := f.s.Login(t, name, created.InitialPassword).AccessToken
+	apptest.WantStatus(t, f.s.Do(t, "POST", "/api/v1/me/password", first,
+		map[string]string{"current_password": created.InitialPassword, "new_password": userPassword}), http.StatusNoContent)
+	me := apptest.Decode[struct {
+		ID string `json:"id"`
+	}](t, f.s.Do(t, "GET", "/api/v1/me", first, nil), http.StatusOK)
+	return me.ID, f.s.Login(t, name, userPassword).AccessToken
+}
+
+// grant gives account id the privilege on com.acme.
+func (f *fixture) grant(t *testing.T, id, privilege string) {
+	t.Helper()
+	apptest.WantStatus(t, f.s.Do(t, "POST", "/api/v1/grants", f.admin, map[string]string{
+		"subject_kind": "user", "subject_id": id, "domain": domain, "privilege": privilege,
+	}), http.StatusCreated)
+}
+
+// post sends body as is with the given headers (and a bearer token unless
+// it is empty).
+func (f *fixture) post(t testing.TB, method, path, token string, body []byte, header map[string]string) apptest.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, f.s.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := f.s.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return apptest.Response{StatusCode: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// grpcClient dials the server's TLS port with its CA and sends token as
+// the bearer token of every call ("" for none).
+func (f *fixture) grpcClient(t *testing.T, token string) oippb.GRPCInferenceServiceClient {
+	t.Helper()
+	pool, err := pki.CertPool(f.s.App.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))}
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(token)))
+	}
+	conn, err := grpc.NewClient(strings.TrimPrefix(f.s.URL, "https://"), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return oippb.NewGRPCInferenceServiceClient(conn)
+}
+
+// bearer sends a bearer token in each call's metadata.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
+
+// ---- tensors and the in-process reference ----
+
+// clsShape is the OCR classifier input used throughout: one 48×64 image.
+var clsShape = []int64{1, 3, 48, 64}
+
+// image is a deterministic FP32 input in [0,1), different for each seed.
+func image(seed int) []float32 {
+	v := make([]float32, 3*48*64)
+	for i := range v {
+		v[i] = float32((i*31+seed*977+seed*seed*13)%1021) / 1021
+	}
+	return v
+}
+
+func f32bytes(v []float32) []byte {
+	b := make([]byte, 0, 4*len(v))
+	for _, f := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
+}
+
+func floatsOf(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+var initORT = sync.OnceValue(func() error { return onnx.Init(onnx.LibraryPath()) })
+
+// reference runs the model in this process, straight through ORT.
+func reference(t *testing.T, modelPath string, in ...tensor.Tensor) map[string]tensor.Tensor {
+	t.Helper()
+	if err := initORT(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := onnx.Open(modelPath, onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]tensor.Tensor{}
+	for _, o := range out {
+		m[o.Name] = o
+	}
+	return m
+}
+
+// sameOutputs compares got with want: shapes and datatypes exactly, FP32
+// data within tol (0: bit for bit), other data byte for byte.
+func sameOutputs(t *testing.T, got []tensor.Tensor, want map[string]tensor.Tensor, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d outputs, want %d", len(got), len(want))
+	}
+	for _, g := range got {
+		w, ok := want[g.Name]
+		if !ok {
+			t.Fatalf("unexpected output %q", g.Name)
+		}
+		if g.Datatype != w.Datatype || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) {
+			t.Fatalf("output %s is %s%v, want %s%v", g.Name, g.Datatype, g.Shape, w.Datatype, w.Shape)
+		}
+		if g.Datatype == tensor.FP32 && tol > 0 {
+			gv, wv := floatsOf(g.Data), floatsOf(w.Data)
+			if len(gv) != len(wv) {
+				t.Fatalf("output %s has %d values, want %d", g.Name, len(gv), len(wv))
+			}
+			for i := range gv {
+				if math.Abs(float64(gv[i]-wv[i])) > tol {
+					t.Fatalf("output %s[%d] = %v, want %v", g.Name, i, gv[i], wv[i])
+				}
+			}
+			continue
+		}
+		if !bytes.Equal(g.Data, w.Data) {
+			t.Fatalf("output %s differs from the in-process run", g.Name)
+		}
+	}
+}
+
+// jsonInput is a v2 JSON request input.
+type jsonInput struct {
+	Name       string         `json:"name"`
+	Datatype   string         `json:"datatype"`
+	Shape      []int64        `json:"shape"`
+	Data       any            `json:"data,omitempty"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+type jsonOutput struct {
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+type jsonRequest struct {
+	ID         string         `json:"id,omitempty"`
+	Inputs     []jsonInput    `json:"inputs"`
+	Outputs    []jsonOutput   `json:"outputs,omitempty"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// clsJSON is a JSON request for the classifier with image(seed).
+func clsJSON(t testing.TB, id string, seed int) []byte {
+	return mustJSON(t, jsonRequest{ID: id, Inputs: []jsonInput{{Name: "x", Datatype: "FP32", Shape: clsShape, Data: image(seed)}}})
+}
+
+// decoded decodes a successful inference response, JSON or binary.
+func decoded(t testing.TB, res apptest.Response) *inference.Response {
+	t.Helper()
+	apptest.WantStatus(t, res, http.StatusOK)
+	hl := int64(-1)
+	if v := res.Header.Get(inference.HeaderInferenceHeaderContentLength); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hl = n
+	}
+	r, err := inference.DecodeResponse(res.Body, hl, inference.Limits{})
+	if err != nil {
+		t.Fatalf("decode response: %v\n%.300s", err, res.Body)
+	}
+	return r
+}
+
+// grpcTensors turns a gRPC response's raw outputs into tensors.
+func grpcTensors(t *testing.T, r *oippb.ModelInferResponse) []tensor.Tensor {
+	t.Helper()
+	if len(r.GetRawOutputContents()) != len(r.GetOutputs()) {
+		t.Fatalf("%d raw outputs for %d outputs", len(r.GetRawOutputContents()), len(r.GetOutputs()))
+	}
+	var out []tensor.Tensor
+	for i, o := range r.GetOutputs() {
+		dt, err := tensor.ParseDatatype(o.GetDatatype())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tensor.Tensor{Name: o.GetName(), Datatype: dt, Shape: o.GetShape(), Data: r.GetRawOutputContents()[i]})
+	}
+	return out
+}
+
+// ---- the tests ----
+
+// TestGateway runs every protocol, refusal, audit, metrics and concurrency
+// check against one server with two real model services: starting them is
+// the slow part.
+func TestGateway(t *testing.T) {
+	t.Parallel()
+	f := start(t)
+	clsPath := testmodels.Path(t, testmodels.OCRClassifier)
+	rfPath := testmodels.RandomForest(t)
+	f.deploy(t, "cls", clsPath)
+	f.deploy(t, "rf", rfPath)
+
+	clsIn := tensor.Tensor{Name: "x", Datatype: tensor.FP32, Shape: clsShape, Data: f32bytes(image(1))}
+	clsWant := reference(t, clsPath, clsIn)
+	if len(clsWant) != 1 {
+		t.Fatalf("the classifier has %d outputs in process, want 1", len(clsWant))
+	}
+	var clsOut string
+	for n := range clsWant {
+		clsOut = n
+	}
+	rfIn := tensor.Tensor{Name: "X", Datatype: tensor.FP32, Shape: []int64{3, 4},
+		Data: f32bytes([]float32{5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3, 5.9, 3.0, 4.2, 1.5})}
+	rfWant := reference(t, rfPath, rfIn)
+
+	t.Run("rest", func(t *testing.T) { testREST(t, f, clsIn, clsWant, clsOut, rfIn, rfWant) })
+	t.Run("grpc", func(t *testing.T) { testGRPC(t, f, clsIn, clsWant, rfIn, rfWant) })
+}
+
+func testREST(t *testing.T, f *fixture, clsIn tensor.Tensor, clsWant map[string]tensor.Tensor, clsOut string, rfIn tensor.Tensor, rfWant map[string]tensor.Tensor) {
+	s, tok := f.s, f.admin
+	t.Run("server", func(t *testing.T) {
+		md := apptest.Decode[struct {
+			Name       string   `json:"name"`
+			Version    string   `json:"version"`
+			Extensions []string `json:"extensions"`
+		}](t, s.Do(t, "GET", "/v2", tok, nil), http.StatusOK)
+		if md.Name != "rampart" || md.Version == "" || fmt.Sprint(md.Extensions) != "[binary_tensor_data]" {
+			t.Errorf("GET /v2 = %+v", md)
+		}
+		for path, key := range map[string]string{"/v2/health/live": "live", "/v2/health/ready": "ready"} {
+			if got := apptest.Decode[map[string]bool](t, s.Do(t, "GET", path, tok, nil), http.StatusOK); len(got) != 1 || !got[key] {
+				t.Errorf("GET %s = %v", path, got)
+			}
+		}
+	})
+	t.Run("metadata", func(t *testing.T) {
+		type tm struct {
+			Name     string  `json:"name"`
+			Datatype string  `json:"datatype"`
+			Shape    []int64 `json:"shape"`
+		}
+		type meta struct {
+			Name     string   `json:"name"`
+			Versions []string `json:"versions"`
+			Platform string   `json:"platform"`
+			Inputs   []tm     `json:"inputs"`
+			Outputs  []tm     `json:"outputs"`
+		}
+		for _, path := range []string{"/v2/models/cls", "/v2/models/cls/versions/1.0"} {
+			md := apptest.Decode[meta](t, s.Do(t, "GET", path, tok, nil), http.StatusOK)
+			want := fmt.Sprint(meta{Name: "cls", Versions: []string{"1.0"}, Platform: "onnxruntime_onnx",
+				Inputs:  []tm{{"x", "FP32", []int64{-1, 3, -1, -1}}},
+				Outputs: []tm{{clsOut, "FP32", []int64{-1, 2}}}})
+			if fmt.Sprint(md) != want {
+				t.Errorf("GET %s = %v, want %v", path, md, want)
+			}
+		}
+		// The random forest's probabilities (a sequence of maps) are no
+		// tensor: the engine leaves them out.
+		md := apptest.Decode[meta](t, s.Do(t, "GET", "/v2/models/rf", tok, nil), http.StatusOK)
+		if fmt.Sprint(md.Inputs) != "[{X FP32 [-1 4]}]" || fmt.Sprint(md.Outputs) != "[{output_label INT64 [-1]}]" {
+			t.Errorf("GET /v2/models/rf = %v", md)
+		}
+		for _, path := range []string{"/v2/models/cls/ready", "/v2/models/cls/versions/1.0/ready"} {
+			got := apptest.Decode[struct {
+				Name  string `json:"name"`
+				Ready bool   `json:"ready"`
+			}](t, s.Do(t, "GET", path, tok, nil), http.StatusOK)
+			if got.Name != "cls" || !got.Ready {
+				t.Errorf("GET %s = %+v", path, got)
+			}
+		}
+	})
+	t.Run("infer json", func(t *testing.T) {
+		res := f.post(t, "POST", "/v2/models/cls/infer", tok, clsJSON(t, "req-1", 1), nil)
+		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("Content-Type %q", ct)
+		}
+		r := decoded(t, res)
+		if r.ModelName != "cls" || r.ModelVersion != "1.0" || r.ID != "req-1" {
+			t.Errorf("response names %q %q %q", r.ModelName, r.ModelVersion, r.ID)
+		}
+		sameOutputs(t, r.Outputs, clsWant, 1e-6)
+		// The versioned route serves the same.
+		sameOutputs(t, decoded(t, f.post(t, "POST", "/v2/models/cls/versions/1.0/infer", tok, clsJSON(t, "", 1), nil)).Outputs, clsWant, 1e-6)
+		// INT64 outputs are exact.
+		body := mustJSON(t, jsonRequest{Inputs: []jsonInput{{Name: "X", Datatype: "FP32", Shape: rfIn.Shape, Data: floatsOf(rfIn.Data)}}})
+		sameOutputs(t, decoded(t, f.post(t, "POST", "/v2/models/rf/infer", tok, body, nil)).Outputs, rfWant, 0)
+	})
+	t.Run("infer binary", func(t *testing.T) {
+		binIn := func(out []jsonOutput, params map[string]any) ([]byte, map[string]string) {
+			head := mustJSON(t, jsonRequest{
+				Inputs:     []jsonInput{{Name: "x", Datatype: "FP32", Shape: clsShape, Parameters: map[string]any{"binary_data_size": len(clsIn.Data)}}},
+				Outputs:    out,
+				Parameters: params,
+			})
+			return append(head, clsIn.Data...), map[string]string{
+				"Content-Type": "application/octet-stream", inference.HeaderInferenceHeaderContentLength: strconv.Itoa(len(head))}
+		}
+		for _, tc := range []struct {
+			name       string
+			outputs    []jsonOutput
+			params     map[string]any
+			wantBinary bool
+		}{
+			{"binary input, JSON output", nil, nil, false},
+			{"binary_data_output", nil, map[string]any{"binary_data_output": true}, true},
+			{"per-output binary_data", []jsonOutput{{Name: clsOut, Parameters: map[string]any{"binary_data": true}}}, nil, true},
+			{"per-output binary_data false wins", []jsonOutput{{Name: clsOut, Parameters: map[string]any{"binary_data": false}}},
+				map[string]any{"binary_data_output": true}, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				body, h := binIn(tc.outputs, tc.params)
+				res := f.post(t, "POST", "/v2/models/cls/infer", tok, body, h)
+				hl := res.Header.Get(inference.HeaderInferenceHeaderContentLength)
+				if (hl != "") != tc.wantBinary {
+					t.Fatalf("binary response %v (%s %q), want %v", hl != "", inference.HeaderInferenceHeaderContentLength, hl, tc.wantBinary)
+				}
+				tol := 1e-6
+				if tc.wantBinary {
+					tol = 0 // raw bytes: bit for bit
+					if n, _ := strconv.Atoi(hl); len(res.Body) != n+len(clsWant[clsOut].Data) {
+						t.Errorf("binary response of %d bytes, header %d + %d data", len(res.Body), n, len(clsWant[clsOut].Data))
+					}
+				}
+				sameOutputs(t, decoded(t, res).Outputs, clsWant, tol)
+			})
+		}
+	})
+}
+
+func testGRPC(t *testing.T, f *fixture, clsIn tensor.Tensor, clsWant map[string]tensor.Tensor, rfIn tensor.Tensor, rfWant map[string]tensor.Tensor) {
+	c := f.grpcClient(t, f.admin)
+	ctx := t.Context()
+	t.Run("server", func(t *testing.T) {
+		if r, err := c.ServerLive(ctx, &oippb.ServerLiveRequest{}); err != nil || !r.GetLive() {
+			t.Errorf("ServerLive = %v, %v", r, err)
+		}
+		if r, err := c.ServerReady(ctx, &oippb.ServerReadyRequest{}); err != nil || !r.GetReady() {
+			t.Errorf("ServerReady = %v, %v", r, err)
+		}
+		r, err := c.ServerMetadata(ctx, &oippb.ServerMetadataRequest{})
+		if err != nil || r.GetName() != "rampart" || r.GetVersion() == "" || fmt.Sprint(r.GetExtensions()) != "[binary_tensor_data]" {
+			t.Errorf("ServerMetadata = %v, %v", r, err)
+		}
+	})
+	t.Run("model", func(t *testing.T) {
+		for _, v := range []string{"", "1.0"} {
+			if r, err := c.ModelReady(ctx, &oippb.ModelReadyRequest{Name: "cls", Version: v}); err != nil || !r.GetReady() {
+				t.Errorf("ModelReady(%q) = %v, %v", v, r, err)
+			}
+			r, err := c.ModelMetadata(ctx, &oippb.ModelMetadataRequest{Name: "cls", Version: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, out := r.GetInputs(), r.GetOutputs()
+			if r.GetName() != "cls" || fmt.Sprint(r.GetVersions()) != "[1.0]" || r.GetPlatform() != "onnxruntime_onnx" ||
+				len(in) != 1 || in[0].GetName() != "x" || in[0].GetDatatype() != "FP32" || fmt.Sprint(in[0].GetShape()) != "[-1 3 -1 -1]" ||
+				len(out) != 1 || out[0].GetDatatype() != "FP32" || fmt.Sprint(out[0].GetShape()) != "[-1 2]" {
+				t.Errorf("ModelMetadata(%q) = %v", v, r)
+			}
+		}
+	})
+	t.Run("infer raw", func(t *testing.T) {
+		req := inference.RequestToGRPC("cls", "1.0", &inference.Request{ID: "g-1", Inputs: []tensor.Tensor{clsIn}})
+		r, err := c.ModelInfer(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetModelName() != "cls" || r.GetModelVersion() != "1.0" || r.GetId() != "g-1" {
+			t.Errorf("response names %q %q %q", r.GetModelName(), r.GetModelVersion(), r.GetId())
+		}
+		sameOutputs(t, grpcTensors(t, r), clsWant, 0)
+		rf, err := c.ModelInfer(ctx, inference.RequestToGRPC("rf", "", &inference.Request{Inputs: []tensor.Tensor{rfIn}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameOutputs(t, grpcTensors(t, rf), rfWant, 0)
+	})
+	t.Run("infer typed", func(t *testing.T) {
+		r, err := c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "cls", Inputs: []*oippb.ModelInferRequest_InferInputTensor{{
+			Name: "x", Datatype: "FP32", Shape: clsShape, Contents: &oippb.InferTensorContents{Fp32Contents: floatsOf(clsIn.Data)},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameOutputs(t, grpcTensors(t, r), clsWant, 0)
+	})
+}
+
+// statusOf is the gRPC code of err (OK for nil).
+func statusOf(err error) codes.Code { return status.Code(err) }
+
+var _ = metadata.Pairs
