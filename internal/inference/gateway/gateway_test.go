@@ -27,10 +27,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/rampart-ml/rampart/internal/app/apptest"
+	"github.com/rampart-ml/rampart/internal/audit"
 	"github.com/rampart-ml/rampart/internal/config"
 	"github.com/rampart-ml/rampart/internal/inference"
 	"github.com/rampart-ml/rampart/internal/inference/oippb"
@@ -38,6 +38,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/onnxmeta/testmodels"
 	"github.com/rampart-ml/rampart/internal/pki"
 	"github.com/rampart-ml/rampart/internal/runtime/onnx"
+	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/tensor"
 )
 
@@ -151,10 +152,11 @@ func (f *fixture) newUser(t *testing.T, name string) (id, token string) {
 	first := f.s.Login(t, name, created.InitialPassword).AccessToken
 	apptest.WantStatus(t, f.s.Do(t, "POST", "/api/v1/me/password", first,
 		map[string]string{"current_password": created.InitialPassword, "new_password": userPassword}), http.StatusNoContent)
+	token = f.s.Login(t, name, userPassword).AccessToken
 	me := apptest.Decode[struct {
 		ID string `json:"id"`
-	}](t, f.s.Do(t, "GET", "/api/v1/me", first, nil), http.StatusOK)
-	return me.ID, f.s.Login(t, name, userPassword).AccessToken
+	}](t, f.s.Do(t, "GET", "/api/v1/me", token, nil), http.StatusOK)
+	return me.ID, token
 }
 
 // grant gives account id the privilege on com.acme.
@@ -226,11 +228,16 @@ func (bearer) RequireTransportSecurity() bool { return true }
 // clsShape is the OCR classifier input used throughout: one 48×64 image.
 var clsShape = []int64{1, 3, 48, 64}
 
-// image is a deterministic FP32 input in [0,1), different for each seed.
+// image is a deterministic FP32 input in [0,1), different for each seed
+// (an xorshift sequence, so that no two seeds give shifted copies).
 func image(seed int) []float32 {
 	v := make([]float32, 3*48*64)
+	x := uint32(seed)*2654435761 + 1
 	for i := range v {
-		v[i] = float32((i*31+seed*977+seed*seed*13)%1021) / 1021
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		v[i] = float32(x>>8) / (1 << 24)
 	}
 	return v
 }
@@ -253,8 +260,9 @@ func floatsOf(b []byte) []float32 {
 
 var initORT = sync.OnceValue(func() error { return onnx.Init(onnx.LibraryPath()) })
 
-// reference runs the model in this process, straight through ORT.
-func reference(t *testing.T, modelPath string, in ...tensor.Tensor) map[string]tensor.Tensor {
+// reference runs the model once per element of runs in this process,
+// straight through ORT, and returns each run's outputs by name.
+func reference(t *testing.T, modelPath string, runs ...[]tensor.Tensor) []map[string]tensor.Tensor {
 	t.Helper()
 	if err := initORT(); err != nil {
 		t.Fatal(err)
@@ -264,15 +272,19 @@ func reference(t *testing.T, modelPath string, in ...tensor.Tensor) map[string]t
 		t.Fatal(err)
 	}
 	defer s.Close()
-	out, err := s.Run(in, nil)
-	if err != nil {
-		t.Fatal(err)
+	var all []map[string]tensor.Tensor
+	for _, in := range runs {
+		out, err := s.Run(in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]tensor.Tensor{}
+		for _, o := range out {
+			m[o.Name] = o
+		}
+		all = append(all, m)
 	}
-	m := map[string]tensor.Tensor{}
-	for _, o := range out {
-		m[o.Name] = o
-	}
-	return m
+	return all
 }
 
 // sameOutputs compares got with want: shapes and datatypes exactly, FP32
@@ -393,7 +405,7 @@ func TestGateway(t *testing.T) {
 	f.deploy(t, "rf", rfPath)
 
 	clsIn := tensor.Tensor{Name: "x", Datatype: tensor.FP32, Shape: clsShape, Data: f32bytes(image(1))}
-	clsWant := reference(t, clsPath, clsIn)
+	clsWant := reference(t, clsPath, []tensor.Tensor{clsIn})[0]
 	if len(clsWant) != 1 {
 		t.Fatalf("the classifier has %d outputs in process, want 1", len(clsWant))
 	}
@@ -403,10 +415,13 @@ func TestGateway(t *testing.T) {
 	}
 	rfIn := tensor.Tensor{Name: "X", Datatype: tensor.FP32, Shape: []int64{3, 4},
 		Data: f32bytes([]float32{5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3, 5.9, 3.0, 4.2, 1.5})}
-	rfWant := reference(t, rfPath, rfIn)
+	rfWant := reference(t, rfPath, []tensor.Tensor{rfIn})[0]
 
 	t.Run("rest", func(t *testing.T) { testREST(t, f, clsIn, clsWant, clsOut, rfIn, rfWant) })
 	t.Run("grpc", func(t *testing.T) { testGRPC(t, f, clsIn, clsWant, rfIn, rfWant) })
+	t.Run("refusals", func(t *testing.T) { testRefusals(t, f, clsIn, clsOut) })
+	t.Run("concurrency", func(t *testing.T) { testConcurrency(t, f, clsPath) })
+	t.Run("metrics", func(t *testing.T) { testMetrics(t, f) })
 }
 
 func testREST(t *testing.T, f *fixture, clsIn tensor.Tensor, clsWant map[string]tensor.Tensor, clsOut string, rfIn tensor.Tensor, rfWant map[string]tensor.Tensor) {
@@ -581,7 +596,290 @@ func testGRPC(t *testing.T, f *fixture, clsIn tensor.Tensor, clsWant map[string]
 	})
 }
 
-// statusOf is the gRPC code of err (OK for nil).
-func statusOf(err error) codes.Code { return status.Code(err) }
+// errorBody is the gateway's error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
 
-var _ = metadata.Pairs
+func testRefusals(t *testing.T, f *fixture, clsIn tensor.Tensor, clsOut string) {
+	_, outsider := f.newUser(t, "outsider")
+	readerID, reader := f.newUser(t, "reader")
+	inferrerID, inferrer := f.newUser(t, "inferrer")
+	f.grant(t, readerID, "read")
+	f.grant(t, inferrerID, "infer")
+
+	half := clsIn.Data[:len(clsIn.Data)/2]
+	binHead := mustJSON(t, jsonRequest{Inputs: []jsonInput{{Name: "x", Datatype: "FP32", Shape: clsShape,
+		Parameters: map[string]any{"binary_data_size": len(clsIn.Data)}}}})
+	withInput := func(in jsonInput) []byte { return mustJSON(t, jsonRequest{Inputs: []jsonInput{in}}) }
+	good := clsJSON(t, "", 2)
+	huge := []int64{1 << 40, 3, 1 << 40, 1 << 40}
+	hl := inference.HeaderInferenceHeaderContentLength
+
+	// What an unknown service answers: a caller who may not see a service
+	// must get exactly this, so that names cannot be probed.
+	unknown := f.post(t, "POST", "/v2/models/nope/infer", f.admin, good, nil)
+	apptest.WantError(t, unknown, http.StatusNotFound, "not_found")
+
+	const dflt = "/v2/models/cls/infer"
+	for _, tc := range []struct {
+		name   string
+		path   string // dflt when empty
+		token  string // f.admin when empty, "-" for none
+		body   []byte
+		header map[string]string
+		status int
+		code   string
+		msg    string // a part of the message
+	}{
+		{name: "wrong datatype", body: withInput(jsonInput{Name: "x", Datatype: "FP64", Shape: clsShape, Data: image(1)}),
+			status: 400, code: "invalid_request", msg: "datatype FP64, but the model expects FP32"},
+		{name: "shape mismatch", body: withInput(jsonInput{Name: "x", Datatype: "FP32", Shape: []int64{1, 4, 48, 48}, Data: image(1)}),
+			status: 400, code: "invalid_request", msg: "dimension 1"},
+		{name: "data length not the shape's", body: withInput(jsonInput{Name: "x", Datatype: "FP32", Shape: clsShape, Data: []float32{1, 2, 3}}),
+			status: 400, code: "invalid_request", msg: "has 9216 elements but data has 3"},
+		{name: "huge dimensions", body: withInput(jsonInput{Name: "x", Datatype: "FP32", Shape: huge, Data: []float32{1}}),
+			status: 413, code: "invalid_request", msg: "has more than 67108864 elements"},
+		{name: "negative dimension", body: withInput(jsonInput{Name: "x", Datatype: "FP32", Shape: []int64{1, 3, -48, 64}, Data: []float32{1}}),
+			status: 400, code: "invalid_request", msg: "dimension 2 is -48"},
+		{name: "malformed header length", body: good, header: map[string]string{hl: "12abc"},
+			status: 400, code: "invalid_request", msg: "is not a non-negative integer"},
+		{name: "negative header length", body: good, header: map[string]string{hl: "-1"},
+			status: 400, code: "invalid_request", msg: hl},
+		{name: "header length beyond the body", body: good, header: map[string]string{hl: strconv.Itoa(len(good) + 1)},
+			status: 400, code: "invalid_request", msg: "longer than the body"},
+		{name: "truncated binary data", body: append(slicesClone(binHead), half...), header: map[string]string{hl: strconv.Itoa(len(binHead))},
+			status: 400, code: "invalid_request", msg: "binary_data_size is 36864 but only 18432 bytes"},
+		{name: "binary data without header length", body: append(slicesClone(binHead), clsIn.Data...),
+			status: 400, code: "invalid_request", msg: "malformed JSON"},
+		{name: "not JSON", body: []byte(`{"inputs": [`), status: 400, code: "invalid_request", msg: "malformed JSON"},
+		{name: "unknown input", body: withInput(jsonInput{Name: "y", Datatype: "FP32", Shape: clsShape, Data: image(1)}),
+			status: 400, code: "invalid_request", msg: `unknown input "y"`},
+		{name: "missing input", body: []byte(`{"inputs": []}`), status: 400, code: "invalid_request", msg: "no inputs"},
+		{name: "unknown output", body: mustJSON(t, jsonRequest{Inputs: []jsonInput{{Name: "x", Datatype: "FP32", Shape: clsShape, Data: image(1)}},
+			Outputs: []jsonOutput{{Name: "nope"}}}), status: 400, code: "invalid_request", msg: `unknown output "nope"`},
+		{name: "unknown model", path: "/v2/models/nope/infer", body: good, status: 404, code: "not_found"},
+		{name: "wrong version", path: "/v2/models/cls/versions/9.9/infer", body: good, status: 404, code: "not_found", msg: `not "9.9"`},
+		{name: "body over the limit", body: bytes.Repeat([]byte(" "), maxBody+1), status: 413, code: "too_large", msg: "larger than 1048576 bytes"},
+		{name: "no token", token: "-", body: good, status: 401, code: "unauthenticated"},
+		{name: "caller without infer", token: outsider, body: good, status: 404, code: "not_found"},
+		{name: "caller with read (implies infer)", token: reader, body: good, status: 200},
+		{name: "metadata without infer", token: outsider, path: "GET /v2/models/cls", status: 404, code: "not_found"},
+		{name: "caller with infer", token: inferrer, body: good, status: 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method, path := "POST", tc.path
+			if m, p, ok := strings.Cut(path, " "); ok {
+				method, path = m, p
+			}
+			if path == "" {
+				path = dflt
+			}
+			tok := tc.token
+			switch tok {
+			case "":
+				tok = f.admin
+			case "-":
+				tok = ""
+			}
+			res := f.post(t, method, path, tok, tc.body, tc.header)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %.300s", res.StatusCode, tc.status, res.Body)
+			}
+			if tc.status == http.StatusOK {
+				return
+			}
+			var e errorBody
+			if err := json.Unmarshal(res.Body, &e); err != nil || e.Error == "" {
+				t.Fatalf("error body %.300q: %v", res.Body, err)
+			}
+			if tc.code != "" && e.Code != tc.code {
+				t.Errorf("code %q, want %q (%s)", e.Code, tc.code, e.Error)
+			}
+			if !strings.Contains(e.Error, tc.msg) {
+				t.Errorf("error %q does not say %q", e.Error, tc.msg)
+			}
+			if tc.token == outsider && method == "POST" && string(res.Body) != string(unknown.Body) {
+				t.Errorf("refusal %s differs from an unknown service's %s", res.Body, unknown.Body)
+			}
+			if tc.status == http.StatusTooManyRequests || res.StatusCode >= 500 {
+				t.Errorf("status %d", res.StatusCode)
+			}
+		})
+	}
+
+	t.Run("grpc", func(t *testing.T) { testGRPCRefusals(t, f, clsIn, outsider, inferrer) })
+
+	// Allowed calls are sampled at rate 1; every denial is recorded.
+	t.Run("audit", func(t *testing.T) {
+		isAllow := func(r store.AuditRecord) bool {
+			return r.Action == audit.ActionInferenceAllow && r.TargetKind == "model-service" && r.TargetDomain == domain && r.TargetID == "cls" && r.Outcome == "success"
+		}
+		isDeny := func(r store.AuditRecord) bool {
+			return r.Action == "access.deny" && r.TargetKind == "model-service" && r.TargetDomain == domain && r.TargetID == "cls" && r.Outcome == "denied"
+		}
+		f.s.WaitAuditRecords(t, "inference.allow and access.deny", func(recs []store.AuditRecord) bool {
+			return apptest.CountAudit(recs, isAllow) >= 10 && apptest.CountAudit(recs, isDeny) >= 4
+		})
+	})
+}
+
+func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
+
+func testGRPCRefusals(t *testing.T, f *fixture, clsIn tensor.Tensor, outsider, inferrer string) {
+	admin, anon, out, in := f.grpcClient(t, f.admin), f.grpcClient(t, ""), f.grpcClient(t, outsider), f.grpcClient(t, inferrer)
+	raw := func(name, dt string, shape []int64, data []byte) *oippb.ModelInferRequest {
+		return &oippb.ModelInferRequest{ModelName: "cls",
+			Inputs:           []*oippb.ModelInferRequest_InferInputTensor{{Name: name, Datatype: dt, Shape: shape}},
+			RawInputContents: [][]byte{data}}
+	}
+	good := func() *oippb.ModelInferRequest { return raw("x", "FP32", clsShape, clsIn.Data) }
+	withModel := func(name, version string) *oippb.ModelInferRequest {
+		r := good()
+		r.ModelName, r.ModelVersion = name, version
+		return r
+	}
+	unknownOut := good()
+	unknownOut.Outputs = []*oippb.ModelInferRequest_InferRequestedOutputTensor{{Name: "nope"}}
+	missing := &oippb.ModelInferRequest{ModelName: "cls"}
+	typedShort := &oippb.ModelInferRequest{ModelName: "cls", Inputs: []*oippb.ModelInferRequest_InferInputTensor{{
+		Name: "x", Datatype: "FP32", Shape: clsShape, Contents: &oippb.InferTensorContents{Fp32Contents: []float32{1, 2}}}}}
+
+	_, unknownErr := admin.ModelInfer(t.Context(), withModel("nope", ""))
+	if status.Code(unknownErr) != codes.NotFound {
+		t.Fatalf("unknown model: %v", unknownErr)
+	}
+	for _, tc := range []struct {
+		name   string
+		c      oippb.GRPCInferenceServiceClient
+		req    *oippb.ModelInferRequest
+		code   codes.Code
+		msg    string
+		hidden bool // the same answer as for an unknown service
+	}{
+		{"wrong datatype", admin, raw("x", "FP64", clsShape, append(slicesClone(clsIn.Data), clsIn.Data...)), codes.InvalidArgument, "datatype FP64, but the model expects FP32", false},
+		{"shape mismatch", admin, raw("x", "FP32", []int64{1, 4, 48, 48}, clsIn.Data), codes.InvalidArgument, "dimension 1", false},
+		{"raw length not the shape's", admin, raw("x", "FP32", clsShape, clsIn.Data[:100]), codes.InvalidArgument, "needs 36864 bytes of FP32 but data has 100 bytes", false},
+		{"typed length not the shape's", admin, typedShort, codes.InvalidArgument, "has 9216 elements but fp32_contents has 2", false},
+		{"huge dimensions", admin, raw("x", "FP32", []int64{1 << 40, 3, 1 << 40, 1 << 40}, clsIn.Data[:4]), codes.ResourceExhausted, "has more than 67108864 elements", false},
+		{"unknown input", admin, raw("y", "FP32", clsShape, clsIn.Data), codes.InvalidArgument, `unknown input "y"`, false},
+		{"missing input", admin, missing, codes.InvalidArgument, "no inputs", false},
+		{"unknown output", admin, unknownOut, codes.InvalidArgument, `unknown output "nope"`, false},
+		{"wrong version", admin, withModel("cls", "9.9"), codes.NotFound, `not "9.9"`, false},
+		{"message over the limit", admin, raw("x", "FP32", []int64{1, 3, 48, 2048}, make([]byte, 4*3*48*2048)), codes.ResourceExhausted, "larger than max", false},
+		{"no token", anon, good(), codes.Unauthenticated, "", false},
+		{"caller without infer", out, good(), codes.NotFound, "", true},
+		{"caller with infer", in, good(), codes.OK, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.c.ModelInfer(t.Context(), tc.req)
+			st := status.Convert(err)
+			if st.Code() != tc.code {
+				t.Fatalf("code %v (%s), want %v", st.Code(), st.Message(), tc.code)
+			}
+			if !strings.Contains(st.Message(), tc.msg) {
+				t.Errorf("message %q does not say %q", st.Message(), tc.msg)
+			}
+			if tc.hidden && st.Message() != status.Convert(unknownErr).Message() {
+				t.Errorf("refusal %q differs from an unknown service's %q", st.Message(), status.Convert(unknownErr).Message())
+			}
+		})
+	}
+	// Metadata and readiness are hidden the same way.
+	if _, err := out.ModelMetadata(t.Context(), &oippb.ModelMetadataRequest{Name: "cls"}); status.Code(err) != codes.NotFound {
+		t.Errorf("ModelMetadata without infer: %v", err)
+	}
+	if _, err := out.ModelReady(t.Context(), &oippb.ModelReadyRequest{Name: "cls"}); status.Code(err) != codes.NotFound {
+		t.Errorf("ModelReady without infer: %v", err)
+	}
+}
+
+// testConcurrency sends 32 different inputs at once, over REST (binary)
+// and gRPC alternately: each must get the answer to its own input.
+func testConcurrency(t *testing.T, f *fixture, clsPath string) {
+	const n = 32
+	ins := make([][]tensor.Tensor, n)
+	for i := range ins {
+		ins[i] = []tensor.Tensor{{Name: "x", Datatype: tensor.FP32, Shape: clsShape, Data: f32bytes(image(100 + i))}}
+	}
+	want := reference(t, clsPath, ins...)
+	// The check is only as good as the answers are distinct.
+	seen := map[string]int{}
+	for i, w := range want {
+		for _, o := range w {
+			if j, dup := seen[string(o.Data)]; dup {
+				t.Fatalf("inputs %d and %d give the same answer: pick other inputs", j, i)
+			}
+			seen[string(o.Data)] = i
+		}
+	}
+	c := f.grpcClient(t, f.admin)
+	var wg sync.WaitGroup
+	got := make([][]tensor.Tensor, n)
+	ids := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			id := "c-" + strconv.Itoa(i)
+			if i%2 == 0 {
+				r, err := c.ModelInfer(t.Context(), inference.RequestToGRPC("cls", "", &inference.Request{ID: id, Inputs: ins[i]}))
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				got[i], ids[i] = grpcTensors(t, r), r.GetId()
+				return
+			}
+			head := mustJSON(t, jsonRequest{ID: id, Inputs: []jsonInput{{Name: "x", Datatype: "FP32", Shape: clsShape,
+				Parameters: map[string]any{"binary_data_size": len(ins[i][0].Data)}}}, Parameters: map[string]any{"binary_data_output": true}})
+			res := f.post(t, "POST", "/v2/models/cls/infer", f.admin, append(head, ins[i][0].Data...), map[string]string{
+				inference.HeaderInferenceHeaderContentLength: strconv.Itoa(len(head))})
+			if res.StatusCode != http.StatusOK {
+				errs[i] = fmt.Errorf("status %d: %s", res.StatusCode, res.Body)
+				return
+			}
+			r := decoded(t, res)
+			got[i], ids[i] = r.Outputs, r.ID
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if ids[i] != "c-"+strconv.Itoa(i) {
+			t.Errorf("request %d got the id %q", i, ids[i])
+		}
+		sameOutputs(t, got[i], want[i], 0)
+	}
+}
+
+// testMetrics checks the gateway's and the runtime's series after the
+// calls above.
+func testMetrics(t *testing.T, f *fixture) {
+	res := f.s.Do(t, "GET", "/metrics", f.admin, nil)
+	apptest.WantStatus(t, res, http.StatusOK)
+	body := string(res.Body)
+	for _, want := range []string{
+		`rampart_inference_requests_total{code="200",protocol="rest",service="cls"} `,
+		`rampart_inference_requests_total{code="200",protocol="grpc",service="cls"} `,
+		`rampart_inference_requests_total{code="400",protocol="rest",service="cls"} `,
+		`rampart_inference_requests_total{code="400",protocol="grpc",service="cls"} `,
+		`rampart_inference_requests_total{code="200",protocol="rest",service="rf"} `,
+		`rampart_inference_request_seconds_count{protocol="rest",service="cls"} `,
+		`rampart_inference_request_seconds_count{protocol="grpc",service="cls"} `,
+		`rampart_inference_queue_seconds_count{service="cls"} `,
+		`rampart_inference_worker_seconds_count{service="cls"} `,
+		`rampart_inference_worker_seconds_count{service="rf"} `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// Refusals before a service is found are no service's requests: the
+	// series carry only names of existing services.
+	if strings.Contains(body, `service="nope"`) {
+		t.Error(`/metrics has a series for the unknown service "nope"`)
+	}
+}
