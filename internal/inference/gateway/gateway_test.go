@@ -883,3 +883,59 @@ func testMetrics(t *testing.T, f *fixture) {
 		t.Error(`/metrics has a series for the unknown service "nope"`)
 	}
 }
+
+// TestRateLimit runs a server whose callers may send two inference
+// requests and then one every 1000 s: the third is refused with 429 and a
+// Retry-After, over REST and gRPC, while another caller is unaffected.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	f := start(t, func(c *config.Config) {
+		c.Inference.PrincipalBurst = 2
+		c.Inference.PrincipalRate = 0.001
+	})
+	rfPath := testmodels.RandomForest(t)
+	f.deploy(t, "rf", rfPath)
+	otherID, other := f.newUser(t, "other")
+	f.grant(t, otherID, "infer")
+	in := tensor.Tensor{Name: "X", Datatype: tensor.FP32, Shape: []int64{1, 4}, Data: f32bytes([]float32{5.1, 3.5, 1.4, 0.2})}
+	body := mustJSON(t, jsonRequest{Inputs: []jsonInput{{Name: "X", Datatype: "FP32", Shape: in.Shape, Data: floatsOf(in.Data)}}})
+	infer := func(tok string) apptest.Response { return f.post(t, "POST", "/v2/models/rf/infer", tok, body, nil) }
+
+	for range 2 {
+		apptest.WantStatus(t, infer(f.admin), http.StatusOK)
+	}
+	res := infer(f.admin)
+	msg := apptest.WantError(t, res, http.StatusTooManyRequests, "rate_limited")
+	if !strings.Contains(msg, "too fast") {
+		t.Errorf("429 message %q", msg)
+	}
+	// The bucket refills one token per 1000 s.
+	if ra, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || ra < 900 || ra > 1000 {
+		t.Errorf("Retry-After %q, want about 1000 s", res.Header.Get("Retry-After"))
+	}
+	_, err := f.grpcClient(t, f.admin).ModelInfer(t.Context(), inference.RequestToGRPC("rf", "", &inference.Request{Inputs: []tensor.Tensor{in}}))
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "too fast") {
+		t.Errorf("gRPC over the limit: %v", err)
+	}
+	// Requests that are not inference calls are not counted.
+	apptest.WantStatus(t, f.s.Do(t, "GET", "/v2/models/rf", f.admin, nil), http.StatusOK)
+
+	// Another caller has a bucket of its own.
+	apptest.WantStatus(t, infer(other), http.StatusOK)
+	_, err = f.grpcClient(t, other).ModelInfer(t.Context(), inference.RequestToGRPC("rf", "", &inference.Request{Inputs: []tensor.Tensor{in}}))
+	if err != nil {
+		t.Errorf("gRPC of another caller: %v", err)
+	}
+	apptest.WantError(t, infer(other), http.StatusTooManyRequests, "rate_limited")
+
+	m := string(f.s.Do(t, "GET", "/metrics", f.admin, nil).Body)
+	for _, want := range []string{
+		`rampart_inference_requests_total{code="429",protocol="rest",service="rf"} 2`,
+		`rampart_inference_requests_total{code="429",protocol="grpc",service="rf"} 1`,
+		`rampart_inference_requests_total{code="200",protocol="rest",service="rf"} 3`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
