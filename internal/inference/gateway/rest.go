@@ -148,12 +148,9 @@ func (g *Gateway) infer(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &rl) {
 			w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
 		}
-		status := http.StatusInternalServerError
-		var he *httpapi.HTTPError
-		if errors.As(err, &he) {
-			status = he.Status
-		}
-		g.observe(c, status)
+		// Count the status the client gets: an *HTTPError's or, for an
+		// audit log that takes no records, a StatusError's 503.
+		g.observe(c, httpStatusOf(err))
 		return err
 	}
 	g.observe(c, http.StatusOK)
