@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -107,6 +108,12 @@ func (s *grpcService) ModelInfer(ctx context.Context, in *oippb.ModelInferReques
 	c := &call{svc: svc, protocol: "grpc", start: time.Now()}
 	resp, err := s.infer(ctx, p, c, in)
 	if err != nil {
+		var rl *rateLimitedError
+		if errors.As(err, &rl) {
+			// gRPC has no Retry-After of its own: send the REST header's
+			// value as metadata, so clients can back off as long.
+			_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", retryAfterSeconds(rl.retryAfter)))
+		}
 		st := grpcStatus(err)
 		s.g.observe(c, httpStatusOf(err))
 		return nil, st
