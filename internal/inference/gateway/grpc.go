@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -16,10 +17,13 @@ import (
 	"github.com/rampart-ml/rampart/internal/inference"
 	"github.com/rampart-ml/rampart/internal/inference/oippb"
 	"github.com/rampart-ml/rampart/internal/principal"
+	"github.com/rampart-ml/rampart/internal/runtime/supervisor"
 )
 
-// errNotRunning: the service exists but has no workers.
-var errNotRunning = errors.New("not running")
+// errNotRunning: the service exists but has no workers (stopped, or not
+// yet started). It is ErrNotReady, so that callers get 503/Unavailable,
+// not an internal error.
+var errNotRunning = fmt.Errorf("not running: %w", supervisor.ErrNotReady)
 
 // grpcRoutes serves inference.GRPCInferenceService (and server reflection,
 // so grpcurl works without the .proto) through the httpapi chain: the

@@ -41,6 +41,7 @@ func TestStatusMapping(t *testing.T) {
 		{"rate limited", rateLimited("slow down", 0), 429, codes.ResourceExhausted, "slow down"},
 		{"audit unavailable", fmt.Errorf("record: %w", unavailable{}), 503, codes.Unavailable, "the audit log is unavailable"},
 		{"not ready", runtimeError(supervisor.ErrNotReady), 503, codes.Unavailable, "the model service is not ready"},
+		{"stopped", runtimeError(errNotRunning), 503, codes.Unavailable, "the model service is not ready"},
 		{"timeout", runtimeError(fmt.Errorf("call: %w", supervisor.ErrTimeout)), 504, codes.DeadlineExceeded, ""},
 		{"model failed", runtimeError(supervisor.ErrModel), 422, codes.InvalidArgument, ""},
 		{"unknown error", errors.New("disk on fire"), 500, codes.Internal, "internal error"},
