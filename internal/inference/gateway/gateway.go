@@ -91,7 +91,6 @@ func RatePolicy(perSecond float64, burst, max int) ratelimit.Policy {
 // call is one authorised inference call's context.
 type call struct {
 	svc      *supervisor.Service
-	sig      inference.Signature
 	protocol string
 	start    time.Time
 }
