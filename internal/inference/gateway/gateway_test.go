@@ -100,7 +100,7 @@ func (f *fixture) deploy(t *testing.T, name, modelPath string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), model, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), model, 0o600); err != nil { // #nosec G703 -- the test's own temporary directory
 		t.Fatal(err)
 	}
 	m, err := modelsign.DigestDirectory(dir, modelsign.Options{})
@@ -233,7 +233,7 @@ var clsShape = []int64{1, 3, 48, 64}
 // (an xorshift sequence, so that no two seeds give shifted copies).
 func image(seed int) []float32 {
 	v := make([]float32, 3*48*64)
-	x := uint32(seed)*2654435761 + 1
+	x := uint32(seed)*2654435761 + 1 // #nosec G115 -- test seeds are small and non-negative
 	for i := range v {
 		x ^= x << 13
 		x ^= x >> 17
