@@ -134,12 +134,9 @@ func (s *grpcService) infer(ctx context.Context, p principal.Principal, c *call,
 	if !ok {
 		return nil, runtimeError(errNotRunning)
 	}
-	req, err := inference.FromGRPC(in, s.g.opt.Limits)
+	req, err := decodeGRPC(in, s.g.opt.Limits, sig)
 	if err != nil {
-		return nil, codecError(err)
-	}
-	if err := inference.Validate(req, sig); err != nil {
-		return nil, codecError(err)
+		return nil, err
 	}
 	if err := s.g.record(ctx, c.svc); err != nil {
 		return nil, err
@@ -153,6 +150,18 @@ func (s *grpcService) infer(ctx context.Context, p principal.Principal, c *call,
 		return nil, runtimeError(err)
 	}
 	return inference.ToGRPC(c.svc.Name, c.svc.ModelVersion, req.ID, outputs), nil
+}
+
+// decodeGRPC is decodeREST for a gRPC request.
+func decodeGRPC(in *oippb.ModelInferRequest, lim inference.Limits, sig inference.Signature) (*inference.Request, error) {
+	req, err := inference.FromGRPC(in, lim)
+	if err != nil {
+		return nil, codecError(err)
+	}
+	if err := inference.Validate(req, sig); err != nil {
+		return nil, codecError(err)
+	}
+	return req, nil
 }
 
 func principalFrom(ctx context.Context) principal.Principal {
