@@ -1,3 +1,5 @@
+//go:build linux
+
 package gateway_test
 
 import (
@@ -10,7 +12,8 @@ import (
 
 // TestMain makes this test binary able to serve as a model worker, exactly
 // as cmd/rampart's main does: the supervisor of the in-process server
-// re-executes it, and a worker never gets past worker.Main.
+// re-executes it, and a worker never gets past worker.Main. (Linux only,
+// like the end-to-end tests: workers start only there.)
 func TestMain(m *testing.M) {
 	worker.RegisterEngine(engine.New)
 	worker.Main()
