@@ -534,6 +534,32 @@ func testREST(t *testing.T, f *fixture, clsIn tensor.Tensor, clsWant map[string]
 		body := mustJSON(t, jsonRequest{Inputs: []jsonInput{{Name: "X", Datatype: "FP32", Shape: rfIn.Shape, Data: floatsOf(rfIn.Data)}}})
 		sameOutputs(t, decoded(t, f.post(t, "POST", "/v2/models/rf/infer", tok, body, nil)).Outputs, rfWant, 0)
 	})
+	t.Run("infer over HTTP/2", func(t *testing.T) {
+		pool, err := pki.CertPool(s.App.CAFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		req, err := http.NewRequest("POST", s.URL+"/v2/models/cls/infer", bytes.NewReader(clsJSON(t, "h2", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ProtoMajor != 2 {
+			t.Fatalf("served over %s", res.Proto)
+		}
+		sameOutputs(t, decoded(t, apptest.Response{StatusCode: res.StatusCode, Header: res.Header, Body: b}).Outputs, clsWant, 1e-6)
+	})
 	t.Run("infer binary", func(t *testing.T) {
 		binIn := func(out []jsonOutput, params map[string]any) ([]byte, map[string]string) {
 			head := mustJSON(t, jsonRequest{
@@ -771,11 +797,20 @@ func testRefusals(t *testing.T, f *fixture, clsIn tensor.Tensor, clsOut string) 
 		isDeny := func(r store.AuditRecord) bool {
 			return r.Action == "access.deny" && r.TargetKind == "model-service" && r.TargetDomain == domain && r.TargetID == "cls" && r.Outcome == "denied"
 		}
-		f.s.WaitAuditRecords(t, "inference.allow and access.deny", func(recs []store.AuditRecord) bool {
+		recs := f.s.WaitAuditRecords(t, "inference.allow and access.deny", func(recs []store.AuditRecord) bool {
 			// At least the calls of the reader and the inferrer above, and
 			// the outsider's REST and gRPC calls.
 			return apptest.CountAudit(recs, isAllow) >= 3 && apptest.CountAudit(recs, isDeny) >= 4
 		})
+		for _, r := range recs {
+			// At rate 1 each record stands for its own call alone.
+			if isAllow(r) && r.Reason != "calls=1" {
+				t.Errorf("inference.allow record %d says %q, want calls=1", r.Seq, r.Reason)
+			}
+			if (isAllow(r) || isDeny(r)) && (r.Actor == "" || r.RequestID == "") {
+				t.Errorf("record %d has no actor or request id: %+v", r.Seq, r)
+			}
+		}
 	})
 }
 
