@@ -707,7 +707,7 @@ func testRefusals(t *testing.T, f *fixture, clsIn tensor.Tensor, clsOut string) 
 		{name: "data length not the shape's", body: withInput(jsonInput{Name: "x", Datatype: "FP32", Shape: clsShape, Data: []float32{1, 2, 3}}),
 			status: 400, code: "invalid_request", msg: "has 9216 elements but data has 3"},
 		{name: "huge dimensions", body: withInput(jsonInput{Name: "x", Datatype: "FP32", Shape: huge, Data: []float32{1}}),
-			status: 413, code: "invalid_request", msg: "has more than 67108864 elements"},
+			status: 413, code: "too_large", msg: "has more than 67108864 elements"},
 		{name: "negative dimension", body: withInput(jsonInput{Name: "x", Datatype: "FP32", Shape: []int64{1, 3, -48, 64}, Data: []float32{1}}),
 			status: 400, code: "invalid_request", msg: "dimension 2 is -48"},
 		{name: "malformed header length", body: good, header: map[string]string{hl: "12abc"},
