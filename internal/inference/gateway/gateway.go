@@ -179,7 +179,13 @@ func runtimeError(err error) error {
 func codecError(err error) error {
 	var e *inference.Error
 	if errors.As(err, &e) {
-		return httpapi.Error(e.Status, "invalid_request", e.Msg, err)
+		// A request over a limit gets the code of a body over the limit,
+		// whichever limit it is.
+		code := "invalid_request"
+		if e.Status == http.StatusRequestEntityTooLarge {
+			code = "too_large"
+		}
+		return httpapi.Error(e.Status, code, e.Msg, err)
 	}
 	return err
 }

@@ -3,11 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -15,10 +17,13 @@ import (
 	"github.com/rampart-ml/rampart/internal/inference"
 	"github.com/rampart-ml/rampart/internal/inference/oippb"
 	"github.com/rampart-ml/rampart/internal/principal"
+	"github.com/rampart-ml/rampart/internal/runtime/supervisor"
 )
 
-// errNotRunning: the service exists but has no workers.
-var errNotRunning = errors.New("not running")
+// errNotRunning: the service exists but has no workers (stopped, or not
+// yet started). It is ErrNotReady, so that callers get 503/Unavailable,
+// not an internal error.
+var errNotRunning = fmt.Errorf("not running: %w", supervisor.ErrNotReady)
 
 // grpcRoutes serves inference.GRPCInferenceService (and server reflection,
 // so grpcurl works without the .proto) through the httpapi chain: the
@@ -107,6 +112,12 @@ func (s *grpcService) ModelInfer(ctx context.Context, in *oippb.ModelInferReques
 	c := &call{svc: svc, protocol: "grpc", start: time.Now()}
 	resp, err := s.infer(ctx, p, c, in)
 	if err != nil {
+		var rl *rateLimitedError
+		if errors.As(err, &rl) {
+			// gRPC has no Retry-After of its own: send the REST header's
+			// value as metadata, so clients can back off as long.
+			_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", retryAfterSeconds(rl.retryAfter)))
+		}
 		st := grpcStatus(err)
 		s.g.observe(c, httpStatusOf(err))
 		return nil, st
@@ -123,12 +134,9 @@ func (s *grpcService) infer(ctx context.Context, p principal.Principal, c *call,
 	if !ok {
 		return nil, runtimeError(errNotRunning)
 	}
-	req, err := inference.FromGRPC(in, s.g.opt.Limits)
+	req, err := decodeGRPC(in, s.g.opt.Limits, sig)
 	if err != nil {
-		return nil, codecError(err)
-	}
-	if err := inference.Validate(req, sig); err != nil {
-		return nil, codecError(err)
+		return nil, err
 	}
 	if err := s.g.record(ctx, c.svc); err != nil {
 		return nil, err
@@ -142,6 +150,18 @@ func (s *grpcService) infer(ctx context.Context, p principal.Principal, c *call,
 		return nil, runtimeError(err)
 	}
 	return inference.ToGRPC(c.svc.Name, c.svc.ModelVersion, req.ID, outputs), nil
+}
+
+// decodeGRPC is decodeREST for a gRPC request.
+func decodeGRPC(in *oippb.ModelInferRequest, lim inference.Limits, sig inference.Signature) (*inference.Request, error) {
+	req, err := inference.FromGRPC(in, lim)
+	if err != nil {
+		return nil, codecError(err)
+	}
+	if err := inference.Validate(req, sig); err != nil {
+		return nil, codecError(err)
+	}
+	return req, nil
 }
 
 func principalFrom(ctx context.Context) principal.Principal {

@@ -148,12 +148,9 @@ func (g *Gateway) infer(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &rl) {
 			w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
 		}
-		status := http.StatusInternalServerError
-		var he *httpapi.HTTPError
-		if errors.As(err, &he) {
-			status = he.Status
-		}
-		g.observe(c, status)
+		// Count the status the client gets: an *HTTPError's or, for an
+		// audit log that takes no records, a StatusError's 503.
+		g.observe(c, httpStatusOf(err))
 		return err
 	}
 	g.observe(c, http.StatusOK)
@@ -181,12 +178,9 @@ func (g *Gateway) inferREST(w http.ResponseWriter, r *http.Request, p principal.
 		}
 		return codecError(err)
 	}
-	req, err := inference.DecodeRequest(body, hl, g.opt.Limits)
+	req, err := decodeREST(body, hl, g.opt.Limits, sig)
 	if err != nil {
-		return codecError(err)
-	}
-	if err := inference.Validate(req, sig); err != nil {
-		return codecError(err)
+		return err
 	}
 	if err := g.record(ctx, c.svc); err != nil {
 		return err
@@ -212,4 +206,20 @@ func (g *Gateway) inferREST(w http.ResponseWriter, r *http.Request, p principal.
 	w.WriteHeader(http.StatusOK)
 	_, _ = resp.WriteTo(w) // the client went away: nothing to tell it
 	return nil
+}
+
+// decodeREST decodes a REST request body (headerLen: the parsed
+// Inference-Header-Content-Length, -1 when absent) and validates it
+// against the model's signature: all the parsing of untrusted REST input
+// the gateway does before anything reaches a worker. Errors are 4xx
+// *httpapi.HTTPErrors.
+func decodeREST(body []byte, headerLen int64, lim inference.Limits, sig inference.Signature) (*inference.Request, error) {
+	req, err := inference.DecodeRequest(body, headerLen, lim)
+	if err != nil {
+		return nil, codecError(err)
+	}
+	if err := inference.Validate(req, sig); err != nil {
+		return nil, codecError(err)
+	}
+	return req, nil
 }
