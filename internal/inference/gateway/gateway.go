@@ -156,6 +156,10 @@ func (g *Gateway) record(ctx context.Context, svc *supervisor.Service) error {
 		audit.Target{Kind: string(access.ModelService), Domain: svc.Domain, ID: svc.Name})
 }
 
+// statusClientClosedRequest is nginx's status for a request whose client
+// went away; it keeps such requests out of the server's error log.
+const statusClientClosedRequest = 499
+
 // runtimeError maps the supervisor's errors to statuses.
 func runtimeError(err error) error {
 	switch {
@@ -169,8 +173,12 @@ func runtimeError(err error) error {
 		return httpapi.Error(http.StatusBadRequest, "invalid_input", err.Error(), err)
 	case errors.Is(err, supervisor.ErrModel):
 		return httpapi.Error(http.StatusUnprocessableEntity, "model_failed", err.Error(), err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return httpapi.Error(http.StatusServiceUnavailable, "cancelled", "the request was cancelled before the model answered", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return httpapi.Error(http.StatusGatewayTimeout, "timeout", "the request's deadline passed before the model answered", err)
+	case errors.Is(err, context.Canceled):
+		// The client hung up: nobody reads this answer, and it is no
+		// server failure (499, as nginx logs it).
+		return httpapi.Error(statusClientClosedRequest, "client_closed_request", "the client closed the request before the model answered", err)
 	}
 	return err
 }

@@ -731,10 +731,9 @@ func testRefusals(t *testing.T, f *fixture, clsIn tensor.Tensor, clsOut string) 
 			status: 400, code: "invalid_request", msg: `input "x" is given twice`},
 		{name: "output twice", body: mustJSON(t, jsonRequest{Inputs: []jsonInput{{Name: "x", Datatype: "FP32", Shape: clsShape, Data: image(1)}},
 			Outputs: []jsonOutput{{Name: clsOut}, {Name: clsOut}}}), status: 400, code: "invalid_request", msg: "requested twice"},
-		// NaN inputs reach the model (services do not refuse them unless
-		// their signature says so); a NaN answer cannot be JSON.
-		{name: "NaN answer as JSON", body: append(slicesClone(binHead), nanData...), header: map[string]string{hl: strconv.Itoa(len(binHead))},
-			status: 422, code: "invalid_request", msg: "not a finite number, which JSON cannot carry"},
+		// NaN and infinite inputs never reach the model.
+		{name: "NaN input", body: append(slicesClone(binHead), nanData...), header: map[string]string{hl: strconv.Itoa(len(binHead))},
+			status: 400, code: "invalid_request", msg: `input "x": element 7 is not a finite number`},
 		{name: "gRPC path over HTTP/1.1", path: "/inference.GRPCInferenceService/ModelInfer", body: []byte{0, 0, 0, 0, 0},
 			status: 505, code: "http2_required"},
 		{name: "unknown model", path: "/v2/models/nope/infer", body: good, status: 404, code: "not_found"},

@@ -208,6 +208,8 @@ func grpcStatus(err error) error {
 		code = codes.NotFound
 	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
 		code = codes.ResourceExhausted
+	case statusClientClosedRequest:
+		code = codes.Canceled
 	case http.StatusServiceUnavailable:
 		code = codes.Unavailable
 	case http.StatusGatewayTimeout:

@@ -200,5 +200,7 @@ func signatureOf(m ipc.Metadata) inference.Signature {
 		}
 		return out
 	}
-	return inference.Signature{Inputs: conv(m.Inputs), Outputs: conv(m.Outputs)}
+	// NaN and ±Inf inputs are refused: no model takes them on purpose, and
+	// they are a classic way to make one misbehave.
+	return inference.Signature{Inputs: conv(m.Inputs), Outputs: conv(m.Outputs), RejectNonFinite: true}
 }
