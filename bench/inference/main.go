@@ -46,6 +46,7 @@ type options struct {
 	clsSpec, rfSpec  serviceSpec
 	clsLoad, rfLoad  int // concurrent requests of the load generators
 	raw              string
+	perf             string // a directory for perf recordings of the load runs; "": none
 }
 
 func realMain(ctx context.Context) error {
@@ -68,6 +69,7 @@ func realMain(ctx context.Context) error {
 	flag.IntVar(&o.clsLoad, "cls-load", 4, "concurrent requests of the load generators for the classifier")
 	flag.IntVar(&o.rfLoad, "rf-load", 32, "concurrent requests of the load generators for the random forest")
 	flag.StringVar(&o.raw, "raw", "", "write the load generators' raw output to this file")
+	flag.StringVar(&o.perf, "perf", "", "record the server and workers with perf during each load run into this directory (MODEL-grpc.data, MODEL-rest.data)")
 	flag.Parse()
 	if *probe != "" {
 		return runMemProbe(*probe, *probeInput)
@@ -289,30 +291,67 @@ func run(ctx context.Context, o options, work string) error {
 			load, spec = o.rfLoad, o.rfSpec
 		}
 		g := runtime.GOMAXPROCS(0)
+		cpu0 := selfCPU()
+		start := time.Now()
 		base, err := parallel(g, o.duration, inProcess(m))
 		if err != nil {
 			return err
 		}
-		rep.add(row{name: fmt.Sprintf("%s: in-process, %d goroutines, one session", m.name, g), rps: fmt.Sprintf("%.0f/s", base)})
+		calls := base * time.Since(start).Seconds()
+		rep.add(row{name: fmt.Sprintf("%s: in-process, %d goroutines, one session", m.name, g), rps: fmt.Sprintf("%.0f/s", base),
+			note: fmt.Sprintf("CPU %.0f µs/inference", 1e6*(selfCPU()-cpu0)/calls)})
+		note := fmt.Sprintf("%d replicas × max_concurrent %d", spec.replicas, spec.maxConcurrent)
+		// cpuNote is the server's and the workers' CPU per inference
+		// over a load run that made n requests.
+		cpuNote := func(s0, w0 float64, n int64) (string, error) {
+			s1, w1, err := srv.cpu()
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s; CPU/inference: server %.0f µs, workers %.0f µs", note,
+				1e6*(s1-s0)/float64(n), 1e6*(w1-w0)/float64(n)), nil
+		}
+		s0, w0, err := srv.cpu()
+		if err != nil {
+			return err
+		}
+		stopPerf, err := perfDuring(srv, o, m.name+"-grpc")
+		if err != nil {
+			return err
+		}
 		gr, cmds, err := runGHZ(o.ghz, work, srv.caFile, srv.addr, token, grpcRequest(m.name, m.input), load, 1, o.duration)
 		if err != nil {
 			return err
 		}
+		stopPerf()
 		rep.commands, rep.raw = append(rep.commands, cmds...), append(rep.raw, "ghz "+m.name+": "+gr.raw)
-		note := fmt.Sprintf("%d replicas × max_concurrent %d", spec.replicas, spec.maxConcurrent)
+		n, err := cpuNote(s0, w0, gr.requests)
+		if err != nil {
+			return err
+		}
 		rep.add(row{name: fmt.Sprintf("%s: gRPC via rampart serve, ghz -c %d", m.name, load), p50: ms(gr.p50), p99: ms(gr.p99),
-			rps: fmt.Sprintf("%.0f/s", gr.rps), ratio: fmt.Sprintf("%.0f %%", 100*gr.rps/base), note: note})
+			rps: fmt.Sprintf("%.0f/s", gr.rps), ratio: fmt.Sprintf("%.0f %%", 100*gr.rps/base), note: n})
 		body, hl, err := restBody(m.input, false)
 		if err != nil {
+			return err
+		}
+		if s0, w0, err = srv.cpu(); err != nil {
+			return err
+		}
+		if stopPerf, err = perfDuring(srv, o, m.name+"-rest"); err != nil {
 			return err
 		}
 		wr, cmds, err := runWRK(o.wrk, work, srv.url, m.name, token, body, hl, load, o.duration)
 		if err != nil {
 			return err
 		}
+		stopPerf()
 		rep.commands, rep.raw = append(rep.commands, cmds...), append(rep.raw, "wrk "+m.name+":\n"+wr.raw)
+		if n, err = cpuNote(s0, w0, wr.requests); err != nil {
+			return err
+		}
 		rep.add(row{name: fmt.Sprintf("%s: REST JSON via rampart serve, wrk -c %d", m.name, load), p50: ms(wr.p50), p99: ms(wr.p99),
-			rps: fmt.Sprintf("%.0f/s", wr.rps), ratio: fmt.Sprintf("%.0f %%", 100*wr.rps/base), note: note})
+			rps: fmt.Sprintf("%.0f/s", wr.rps), ratio: fmt.Sprintf("%.0f %%", 100*wr.rps/base), note: n})
 	}
 
 	for _, m := range []model{cls, rf} {
@@ -322,6 +361,22 @@ func run(ctx context.Context, o options, work string) error {
 			mib(w[0]), mib(w[1]), float64(w[0])/float64(p.AfterSession), mib(p.AfterSession), mib(session))})
 	}
 	return rep.print(o)
+}
+
+// perfDuring starts a perf recording of the server for most of a load
+// run when -perf is set; the returned func waits for it.
+func perfDuring(srv *server, o options, name string) (func(), error) {
+	if o.perf == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(o.perf, 0o700); err != nil {
+		return nil, err
+	}
+	cmd, err := srv.perfRecord(filepath.Join(o.perf, name+".data"), o.duration*8/10)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = cmd.Wait() }, nil
 }
 
 func (r *report) print(o options) error {

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rampart-ml/rampart/internal/modelsign"
@@ -326,4 +327,76 @@ func (s *server) workers() ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// cpu is the CPU time (user + system) used so far by the server process
+// and by its descendants (the workers), in seconds. On a shared, loaded
+// machine CPU per request is a steadier measure of the work than
+// wall-clock throughput.
+func (s *server) cpu() (server, workers float64, err error) {
+	server, err = cpuSeconds(s.cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	pids, err := s.workers()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, pid := range pids {
+		c, err := cpuSeconds(pid)
+		if err != nil {
+			continue // gone since it was listed
+		}
+		workers += c
+	}
+	return server, workers, nil
+}
+
+// cpuSeconds is the user + system CPU time of a process so far.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// utime and stime are fields 14 and 15 of the line, in clock ticks
+	// (USER_HZ = 100), after the parenthesised command name.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return float64(u+st) / 100, nil
+}
+
+// selfCPU is this process's CPU time so far, in seconds.
+func selfCPU() float64 {
+	var r syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &r) != nil {
+		return 0
+	}
+	return float64(r.Utime.Nano()+r.Stime.Nano()) / 1e9
+}
+
+// perfRecord samples the server and its workers with perf (call graphs)
+// for d into out; wait on the returned command. For finding where the
+// time goes, not for the table.
+func (s *server) perfRecord(out string, d time.Duration) (*exec.Cmd, error) {
+	pids, err := s.workers()
+	if err != nil {
+		return nil, err
+	}
+	list := []string{strconv.Itoa(s.cmd.Process.Pid)}
+	for _, p := range pids {
+		list = append(list, strconv.Itoa(p))
+	}
+	// #nosec G204 -- perf with the benchmark's own pids and file
+	cmd := exec.Command("perf", "record", "-q", "-F", "499", "-g", "-o", out, "-p", strings.Join(list, ","),
+		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	return cmd, cmd.Start()
 }
