@@ -357,8 +357,8 @@ func run(ctx context.Context, o options, work string) error {
 	for _, m := range []model{cls, rf} {
 		p, w := memIn[m.name], workerRSS[m.name]
 		session := p.AfterSession - p.AfterInit
-		rep.add(row{name: m.name + ": ready idle worker VmRSS (RssAnon)", note: fmt.Sprintf("%.1f MiB (%.1f MiB); %.2f× a fresh process with ORT + the session (%.1f MiB; the session alone %.1f MiB)",
-			mib(w[0]), mib(w[1]), float64(w[0])/float64(p.AfterSession), mib(p.AfterSession), mib(session))})
+		rep.add(row{name: m.name + ": ready idle worker VmRSS (RssAnon)", note: fmt.Sprintf("%.1f MiB (%.1f MiB); %.2f× a fresh process with ORT + the session (%.1f MiB (%.1f MiB); the session alone %.1f MiB)",
+			mib(w[0]), mib(w[1]), float64(w[0])/float64(p.AfterSession), mib(p.AfterSession), mib(p.AnonAfterSession), mib(session))})
 	}
 	return rep.print(o)
 }
