@@ -40,6 +40,7 @@ func main() {
 
 type options struct {
 	binary, ghz, wrk string
+	oauth2Proxy      string // the peer stack's proxy; skipped when missing
 	seqCls, seqRF    int
 	rounds           int
 	duration         time.Duration
@@ -58,6 +59,7 @@ func realMain(ctx context.Context) error {
 	flag.StringVar(&o.binary, "rampart", "bin/rampart", "the server binary")
 	flag.StringVar(&o.ghz, "ghz", filepath.Join(tools, "ghz-v0.120.0"), "the ghz binary")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "the wrk binary")
+	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", filepath.Join(tools, "oauth2-proxy-v7.8.1"), "the oauth2-proxy binary of the peer stack (skipped when missing)")
 	flag.IntVar(&o.seqCls, "seq-cls", 1000, "sequential calls per round for the classifier")
 	flag.IntVar(&o.seqRF, "seq-rf", 5000, "sequential calls per round for the random forest")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of sequential measurements, the kinds interleaved")
@@ -352,6 +354,17 @@ func run(ctx context.Context, o options, work string) error {
 		}
 		rep.add(row{name: fmt.Sprintf("%s: REST JSON via rampart serve, wrk -c %d", m.name, load), p50: ms(wr.p50), p99: ms(wr.p99),
 			rps: fmt.Sprintf("%.0f/s", wr.rps), ratio: fmt.Sprintf("%.0f %%", 100*wr.rps/base), note: n})
+		if m.name != "rf" {
+			continue
+		}
+		// The peer stack on the trivial model, right after Rampart's REST run.
+		if _, err := os.Stat(o.oauth2Proxy); err != nil {
+			rep.add(row{name: "rf: peer stack (oauth2-proxy)", note: "not measured: " + err.Error()})
+			continue
+		}
+		if err := peerRows(ctx, o, srv, work, m, sessions[m.name], token, wr.rps, &rep); err != nil {
+			return fmt.Errorf("peer stack: %w", err)
+		}
 	}
 
 	for _, m := range []model{cls, rf} {
