@@ -18,6 +18,8 @@ LDFLAGS := -X github.com/rampart-ml/rampart/internal/version.Version=$(VERSION) 
 STATICCHECK_VERSION := v0.8.2
 GOSEC_VERSION       := v2.30.0
 GOVULNCHECK_VERSION := v1.9.0
+GHZ_VERSION         := v0.120.0
+OAUTH2_PROXY_VERSION := v7.8.1
 
 .PHONY: all build run demo-deps test test-deps test-demo onnxruntime lint vulncheck bench fuzz deps clean proto
 
@@ -106,6 +108,20 @@ BENCH_ONBOARD_FLAGS ?= -data-parents /var/tmp,/dev/shm
 bench-onboard: build
 	go run ./bench/onboard -rampart bin/rampart $(BENCH_ONBOARD_FLAGS)
 
+## bench-inference: issue 8's performance goals in one run: the in-process ONNX Runtime
+## baseline vs the real server (TLS, bearer token, authz, worker IPC) over REST and gRPC,
+## latency and throughput (ghz, wrk), JSON vs binary tensors, worker RSS. Writes the table
+## to bench/inference/latest.txt and the load generators' raw output next to it. Not part of
+## make test; see bench/README.md.
+.PHONY: bench-inference
+BENCH_INFERENCE_FLAGS  ?=
+bench-inference: build $(TOOLS)/ghz-$(GHZ_VERSION) $(TOOLS)/oauth2-proxy-$(OAUTH2_PROXY_VERSION)
+	scripts/fetch-test-models.sh
+	@command -v wrk >/dev/null || { echo "bench-inference: installing wrk (apt-get)"; apt-get install -y wrk; }
+	go build -o bin/bench-inference ./bench/inference
+	bin/bench-inference -rampart bin/rampart -ghz $(TOOLS)/ghz-$(GHZ_VERSION) -oauth2-proxy $(TOOLS)/oauth2-proxy-$(OAUTH2_PROXY_VERSION) \
+	  -raw bench/inference/latest-raw.txt $(BENCH_INFERENCE_FLAGS) | tee bench/inference/latest.txt
+
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz: deps
 	@for pkg in $$(go list ./...); do \
@@ -132,6 +148,21 @@ $(TOOLS)/gosec-$(GOSEC_VERSION):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS)/.bin go install github.com/securego/gosec/v2/cmd/gosec@$(GOSEC_VERSION)
 	mv $(TOOLS)/.bin/gosec $@
+
+$(TOOLS)/ghz-$(GHZ_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS)/.bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+	mv $(TOOLS)/.bin/ghz $@
+
+# oauth2-proxy (the peer stack of bench-inference): `go install` fails on its version list,
+# so it is built from the module cache, outside this module (see ../shared/RECIPES.md).
+$(TOOLS)/oauth2-proxy-$(OAUTH2_PROXY_VERSION):
+	@mkdir -p $(TOOLS)
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  dir=$$(cd "$$tmp" && GOWORK=off go mod download -json github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION) | \
+	    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  cp -r "$$dir" "$$tmp/src" && chmod -R u+w "$$tmp/src" && \
+	  (cd "$$tmp/src" && GOWORK=off GOFLAGS=-buildvcs=false go build -trimpath -o $@ .)
 
 $(TOOLS)/govulncheck-$(GOVULNCHECK_VERSION):
 	@mkdir -p $(TOOLS)
