@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -15,10 +16,13 @@ import (
 	"github.com/rampart-ml/rampart/internal/inference"
 	"github.com/rampart-ml/rampart/internal/inference/oippb"
 	"github.com/rampart-ml/rampart/internal/principal"
+	"github.com/rampart-ml/rampart/internal/runtime/supervisor"
 )
 
-// errNotRunning: the service exists but has no workers.
-var errNotRunning = errors.New("not running")
+// errNotRunning: the service exists but has no workers. It wraps
+// supervisor.ErrNotReady so that runtimeError answers 503 not_ready (a
+// stopped or failed service is unavailable, not an internal error).
+var errNotRunning = fmt.Errorf("not running: %w", supervisor.ErrNotReady)
 
 // grpcRoutes serves inference.GRPCInferenceService (and server reflection,
 // so grpcurl works without the .proto) through the httpapi chain: the
