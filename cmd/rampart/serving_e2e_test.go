@@ -34,6 +34,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/onnxmeta/testmodels"
 	"github.com/rampart-ml/rampart/internal/registry"
 	"github.com/rampart-ml/rampart/internal/runtime/supervisor"
+	"github.com/rampart-ml/rampart/internal/services"
 	"github.com/rampart-ml/rampart/internal/store"
 )
 
@@ -440,6 +441,8 @@ func TestModelServing(t *testing.T) {
 			t.Errorf("timeout after %v, before the service's 1.5s", took)
 		}
 		waitGone(t, pid)
+		s.waitMetric(t, "rampart_worker_restarts_total", "hang", func(v float64) bool { return v == 1 })
+		s.audited(t, supervisor.ActionWorkerExit, "hang")
 		s.inferSoon(t, "hang", smallCls)
 		s.waitState(t, "hang", "ready")
 	})
@@ -456,7 +459,14 @@ func TestModelServing(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 			v = s.service(t, "bad")
 		}
-		wantContains(t, "failure reason", v.StateReason, "did not start 5 times", "NoSuchOperator")
+		wantContains(t, "failure reason", v.StateReason, "did not start 5 times", "No Op registered for NoSuchOperator")
+		attempts := s.p.countLogs(func(e logEntry) bool { return e.msg() == "model worker did not start" && e["service"] == "bad" })
+		if attempts != 5 {
+			t.Errorf("%d attempts to start the worker, want 5", attempts)
+		}
+		if rec := s.audited(t, services.ActionFail, "bad"); !strings.Contains(rec.Reason, "NoSuchOperator") {
+			t.Errorf("%s reason %q, want ORT's cause", services.ActionFail, rec.Reason)
+		}
 		r, err := s.inferRaw("bad", smallCls)
 		if err != nil || r.status != http.StatusServiceUnavailable {
 			t.Errorf("infer on a failed service: %d %s %v, want 503", r.status, cut(r.body), err)
@@ -547,7 +557,7 @@ func TestModelServing(t *testing.T) {
 		// Stop drains: a request in flight when stop is asked completes.
 		got := make(chan inferResult, 1)
 		go func() {
-			r, err := s.inferRaw("scale", clsInput(1, 480, 960))
+			r, err := s.inferRaw("scale", clsInput(1, 960, 1920))
 			if err != nil {
 				r.body = err.Error()
 			}
@@ -555,6 +565,11 @@ func TestModelServing(t *testing.T) {
 		}()
 		s.waitMetric(t, "rampart_inference_in_flight", "scale", func(v float64) bool { return v == 1 })
 		s.cli(t, 0, "service", "stop", "scale")
+		select {
+		case r := <-got:
+			t.Fatalf("the request ended (%d) before stop returned: nothing was drained", r.status)
+		default:
+		}
 		if r := <-got; r.status != http.StatusOK {
 			t.Errorf("request in flight at stop: %d %q %s, want 200", r.status, r.code, cut(r.body))
 		}
