@@ -437,7 +437,14 @@ func shareWithWorkers(dir string, o sandbox.Options) error {
 	if gid == 0 {
 		gid = sandbox.NobodyID
 	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	// Through an os.Root: no path walked can lead outside dir, even if
+	// something swapped a directory for a link during the walk.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -448,9 +455,9 @@ func shareWithWorkers(dir string, o sandbox.Options) error {
 		if d.IsDir() {
 			mode = 0o550
 		}
-		if err := os.Lchown(p, 0, gid); err != nil {
+		if err := root.Lchown(p, 0, gid); err != nil {
 			return err
 		}
-		return os.Chmod(p, mode)
+		return root.Chmod(p, mode)
 	})
 }
