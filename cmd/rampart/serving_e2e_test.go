@@ -337,8 +337,10 @@ func TestModelServing(t *testing.T) {
 	s := startServingServer(t)
 
 	t.Run("ready and infer", func(t *testing.T) {
+		start := time.Now()
 		s.startService(t, "cls", "com.acme.cls", "1.0")
 		s.waitState(t, "cls", "ready")
+		t.Logf("start → ready: %v (two CLI runs included)", time.Since(start).Round(time.Millisecond))
 		s.inferOK(t, "cls", smallCls)
 		stdout, _ := s.cli(t, 0, "service", "show", "cls")
 		wantContains(t, "service show", stdout, "ready")
@@ -406,7 +408,9 @@ func TestModelServing(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		killed := time.Now()
 		r := <-got
+		t.Logf("kill → 503: %v", time.Since(killed).Round(time.Millisecond))
 		if r.status != http.StatusServiceUnavailable || r.code != "worker_died" {
 			t.Errorf("request whose worker was killed: %d %q %s, want 503 worker_died", r.status, r.code, cut(r.body))
 		}
@@ -416,6 +420,7 @@ func TestModelServing(t *testing.T) {
 			t.Errorf("%s reason %q, want it to say the worker was killed", supervisor.ActionWorkerExit, rec.Reason)
 		}
 		s.inferSoon(t, "crash", smallCls)
+		t.Logf("kill → a replacement answers: %v", time.Since(killed).Round(time.Millisecond))
 		if w := s.waitWorkers(t, "crash", 1); w[0] == pid {
 			t.Errorf("the killed worker %d is still listed", pid)
 		}
@@ -592,16 +597,20 @@ func TestModelServing(t *testing.T) {
 		runDir := filepath.Join(s.p.dataDir, datadir.RunDir)
 		before := dirNames(t, runDir)
 		s.p.t = t // the process helpers fail the test they run in
+		stopped := time.Now()
 		if code := s.p.stop(syscall.SIGTERM); code != 0 {
 			t.Fatalf("server exit %d after SIGTERM", code)
 		}
 		s.p = startServerEnv(t, []string{"RAMPART_ADMIN_PASSWORD=" + privacyAdminPassword}, s.p.dataDir, fastHashingFlags...)
 		s.api.URL = s.p.url
 		s.token = s.api.Login(t, "admin", privacyAdminPassword).AccessToken
+		// The stored state still says ready from the previous run until
+		// the new workers are up: what counts is that inference works.
 		for _, name := range []string{"cls", "crash", "hang"} {
 			s.waitState(t, name, "ready")
 			s.inferSoon(t, name, smallCls)
 		}
+		t.Logf("restart: SIGTERM → 3 services answer again: %v", time.Since(stopped).Round(time.Millisecond))
 		after := dirNames(t, runDir)
 		for _, name := range before {
 			for _, now := range after {
