@@ -36,7 +36,10 @@ type replica struct {
 	slots chan struct{} // one token per call in flight; cap MaxConcurrent
 
 	proc atomic.Pointer[worker.Process]
-	done chan struct{} // closed when the loop has ended and its worker is gone
+	// killedSlow is the worker killed because a call outlasted the
+	// service's timeout: its exit is not counted as a crash.
+	killedSlow atomic.Pointer[worker.Process]
+	done       chan struct{} // closed when the loop has ended and its worker is gone
 }
 
 func (r *replica) release() { <-r.slots }
@@ -87,6 +90,9 @@ func (r *replica) run(ctx context.Context, sup *Supervisor, events chan<- replic
 		sup.workerExited(r.svc, r.index, p)
 		if time.Since(started) >= stableAfter {
 			backoff, failures = firstBackoff, 0
+		}
+		if r.killedSlow.CompareAndSwap(p, nil) {
+			continue // replaced at once: the worker did not crash
 		}
 		failures++
 		if failures >= maxFailures {
