@@ -452,6 +452,39 @@ func TestModelServing(t *testing.T) {
 		s.waitState(t, "hang", "ready")
 	})
 
+	// Timeouts are the caller's doing, not crashes: more of them in a row
+	// than the crash limit (5) must not fail the service.
+	t.Run("slow requests do not fail the service", func(t *testing.T) {
+		s.startService(t, "slow", "com.acme.cls", "1.0", "--timeout-ms", "200", "--threads", "1")
+		s.waitState(t, "slow", "ready")
+		big := clsInput(1, 480, 960) // about a second for one thread
+		deadline := time.Now().Add(pollTimeout)
+		for timeouts := 0; timeouts < 6; {
+			r, err := s.inferRaw("slow", big)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case r.status == http.StatusGatewayTimeout && r.code == "timeout":
+				timeouts++
+			case r.status != http.StatusServiceUnavailable || (r.code != "not_ready" && r.code != "worker_died"):
+				// A request that reaches the killed worker before the
+				// supervisor has seen it exit gets worker_died.
+				t.Fatalf("slow request: %d %q %s, want 504 timeout (or 503 while the worker is replaced)", r.status, r.code, cut(r.body))
+			}
+			if v := s.service(t, "slow"); v.State == "failed" {
+				t.Fatalf("the service failed after %d timeouts: %s", timeouts, v.StateReason)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d timeouts within %v", timeouts, pollTimeout)
+			}
+		}
+		s.inferSoon(t, "slow", smallCls)
+		if v := s.service(t, "slow"); v.State != "ready" {
+			t.Errorf("service after 6 timeouts: %s (%s), want ready", v.State, v.StateReason)
+		}
+		s.cli(t, 0, "service", "stop", "slow")
+	})
+
 	t.Run("model ORT refuses", func(t *testing.T) {
 		s.onboard(t, "com.acme.bad", "1.0", testONNX("NoSuchOperator"))
 		s.startService(t, "bad", "com.acme.bad", "1.0")
