@@ -175,6 +175,10 @@ func (l *Loader) writeFile(ctx context.Context, root *os.Root, blobDomain string
 	switch {
 	case errors.Is(err, artifact.ErrNotFound), errors.Is(err, artifact.ErrInvalid):
 		return [32]byte{}, &mismatch{file: f.Path, reason: fmt.Sprintf("file %s is missing from the artifact store", f.Path), code: "missing_blob file=" + f.Path, err: err}
+	case errors.Is(err, artifact.ErrCorrupt):
+		// A damaged encryption header fails at Open, before any byte is
+		// read: the same fault as corrupt content, so it quarantines too.
+		return [32]byte{}, &mismatch{file: f.Path, reason: fmt.Sprintf("file %s is corrupt in the artifact store", f.Path), code: "corrupt_blob file=" + f.Path, err: err}
 	case err != nil:
 		return [32]byte{}, fmt.Errorf("open %s: %w", f.Path, err)
 	}

@@ -50,6 +50,9 @@ func TestMaterialize(t *testing.T) {
 	// A second version with one file of its own, to tamper with.
 	other := modelDir(t, key, map[string]string{"classes.txt": "0\n90\n180\n270\n"})
 	apptest.WantStatus(t, upload(t, s, admin, "com.acme.cls", "2.0", tarOf(t, other)), http.StatusCreated)
+	// A third, whose own file gets a damaged encryption header.
+	third := modelDir(t, key, map[string]string{"classes.txt": "0\n45\n"})
+	apptest.WantStatus(t, upload(t, s, admin, "com.acme.cls", "3.0", tarOf(t, third)), http.StatusCreated)
 	loader := s.App.ModelLoader()
 	ctx := t.Context()
 
@@ -127,6 +130,30 @@ func TestMaterialize(t *testing.T) {
 		// The other version, sharing its other files, still loads.
 		if _, err := loader.Materialize(ctx, "com.acme.cls", "1.0", filepath.Join(t.TempDir(), "v1")); err != nil {
 			t.Errorf("Materialize(1.0) after 2.0 was quarantined: %v", err)
+		}
+	})
+
+	// A damaged header fails when the blob is opened, before any byte is
+	// read: it quarantines like damaged content.
+	t.Run("tampered header quarantines", func(t *testing.T) {
+		sum := sha256.Sum256(third["classes.txt"])
+		p := blobPath(t, s, hex.EncodeToString(sum[:]))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 1 // "age-encryption.org/v1" no longer
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loader.Materialize(ctx, "com.acme.cls", "3.0", filepath.Join(t.TempDir(), "model")); !errors.Is(err, registry.ErrQuarantined) {
+			t.Fatalf("Materialize(tampered header) = %v, want ErrQuarantined", err)
+		}
+		n := apptest.CountAudit(s.AuditRecords(t, store.AuditQuery{}), func(r store.AuditRecord) bool {
+			return r.Action == registry.ActionModelQuarantine && r.TargetID == "com.acme.cls@3.0" && r.Reason == "corrupt_blob file=classes.txt"
+		})
+		if n != 1 {
+			t.Errorf("%d quarantine records, want 1", n)
 		}
 	})
 

@@ -20,9 +20,9 @@ import (
 	"github.com/rampart-ml/rampart/internal/runtime/supervisor"
 )
 
-// errNotRunning: the service exists but has no workers (stopped, or not
-// yet started). It is ErrNotReady, so that callers get 503/Unavailable,
-// not an internal error.
+// errNotRunning: the service exists but has no workers. It wraps
+// supervisor.ErrNotReady so that runtimeError answers 503 not_ready (a
+// stopped or failed service is unavailable, not an internal error).
 var errNotRunning = fmt.Errorf("not running: %w", supervisor.ErrNotReady)
 
 // grpcRoutes serves inference.GRPCInferenceService (and server reflection,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,10 @@ type replica struct {
 	slots chan struct{} // one token per call in flight; cap MaxConcurrent
 
 	proc atomic.Pointer[worker.Process]
-	done chan struct{} // closed when the loop has ended and its worker is gone
+	// killedSlow is the worker killed because a call outlasted the
+	// service's timeout: its exit is not counted as a crash.
+	killedSlow atomic.Pointer[worker.Process]
+	done       chan struct{} // closed when the loop has ended and its worker is gone
 }
 
 func (r *replica) release() { <-r.slots }
@@ -65,7 +69,7 @@ func (r *replica) run(ctx context.Context, sup *Supervisor, events chan<- replic
 			failures++
 			log.Warn("model worker did not start", slog.String("error", err.Error()), slog.Int("failures", failures))
 			if failures >= maxFailures {
-				events <- replicaEvent{r: r, failed: fmt.Sprintf("the worker did not start %d times in a row: %v", failures, err)}
+				events <- replicaEvent{r: r, failed: failReason(fmt.Sprintf("the worker did not start %d times in a row: ", failures), err)}
 				return
 			}
 			if !sleep(ctx, backoff) {
@@ -86,6 +90,9 @@ func (r *replica) run(ctx context.Context, sup *Supervisor, events chan<- replic
 		sup.workerExited(r.svc, r.index, p)
 		if time.Since(started) >= stableAfter {
 			backoff, failures = firstBackoff, 0
+		}
+		if r.killedSlow.CompareAndSwap(p, nil) {
+			continue // replaced at once: the worker did not crash
 		}
 		failures++
 		if failures >= maxFailures {
@@ -134,6 +141,24 @@ func (r *replica) stop(p *worker.Process) {
 		p.Kill()
 		<-p.Exited()
 	}
+}
+
+// maxReason is the length of a failure reason the services API keeps
+// (services.Reporter cuts longer ones).
+const maxReason = 200
+
+// failReason is prefix and err's text, bounded to maxReason by dropping
+// the middle of err's text: the wrapping context is at its start, the
+// cause (ORT's own words, say) at its end, and both must survive the cut.
+func failReason(prefix string, err error) string {
+	msg := err.Error()
+	if len(prefix)+len(msg) <= maxReason {
+		return prefix + msg
+	}
+	const ellipsis = " … "
+	room := max(maxReason-len(prefix)-len(ellipsis), 0)
+	head, tail := msg[:room/3], msg[len(msg)-(room-room/3):]
+	return strings.ToValidUTF8(prefix+head, "") + ellipsis + strings.ToValidUTF8(tail, "")
 }
 
 // sleep waits d or until ctx ends (false).

@@ -122,7 +122,10 @@ func (s *Service) Infer(ctx context.Context, inputs []tensor.Tensor, outputs []s
 		return nil, ctx.Err()
 	case callCtx.Err() != nil:
 		// The worker is stuck on this call: kill it; its replica loop
-		// starts a new one.
+		// starts a new one, without counting the kill as a crash (a slow
+		// request is no fault of the worker's, and a caller must not be
+		// able to fail the service by sending a few of them).
+		r.killedSlow.Store(p)
 		p.Kill()
 		return nil, fmt.Errorf("%w (%v)", ErrTimeout, rt.timeout)
 	case errors.Is(err, ipc.ErrInvalidArgument):

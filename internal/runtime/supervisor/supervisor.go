@@ -437,6 +437,8 @@ func shareWithWorkers(dir string, o sandbox.Options) error {
 	if gid == 0 {
 		gid = sandbox.NobodyID
 	}
+	// Through an os.Root: no path walked can lead outside dir, even if
+	// something swapped a directory for a link during the walk.
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
