@@ -45,13 +45,13 @@ func NewReporter(o ReporterOptions) *Reporter {
 // supervisorActor is who a failure record names: the server itself.
 var supervisorActor = &audit.Actor{ID: "supervisor", Kind: audit.ActorSystem}
 
-// Report applies e (Up, Down or Fail) to service name and returns its new
+// Report applies e (Up, Down, Fail or Resume) to service name and returns its new
 // state. A report that no longer fits (the service was stopped while it
 // came up: Up in "stopping") wraps ErrTransition; the supervisor drops it
 // and reconciles again. A deleted service wraps store.ErrNotFound.
 func (r *Reporter) Report(ctx context.Context, name string, e Event, reason string) (State, error) {
-	if e != Up && e != Down && e != Fail {
-		return "", fmt.Errorf("report %s on service %s: %w: only up, down and fail are reported", e, name, ErrTransition)
+	if e != Up && e != Down && e != Fail && e != Resume {
+		return "", fmt.Errorf("report %s on service %s: %w: only up, down, fail and resume are reported", e, name, ErrTransition)
 	}
 	if len(reason) > maxReasonLen {
 		// Cut on a byte boundary, then drop a rune the cut split.

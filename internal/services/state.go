@@ -49,10 +49,13 @@ const (
 	Stop  Event = "stop"  // a user asked for the service to stop
 	Down  Event = "down"  // the last worker has exited after draining
 	Fail  Event = "fail"  // a worker could not start or keeps crashing
+	// Resume: the server restarted and starts the workers of a service
+	// that was ready again; until they are up it is starting, not ready.
+	Resume Event = "resume"
 )
 
 // Events returns every event.
-func Events() []Event { return []Event{Start, Up, Stop, Down, Fail} }
+func Events() []Event { return []Event{Start, Up, Stop, Down, Fail, Resume} }
 
 // ErrTransition: the event is not allowed in the current state.
 var ErrTransition = errors.New("transition not allowed")
@@ -65,7 +68,7 @@ var ErrTransition = errors.New("transition not allowed")
 var transitions = map[State]map[Event]State{
 	Created:  {Start: Starting, Fail: Failed},
 	Starting: {Up: Ready, Stop: Stopping, Fail: Failed},
-	Ready:    {Stop: Stopping, Fail: Failed},
+	Ready:    {Stop: Stopping, Fail: Failed, Resume: Starting},
 	Stopping: {Down: Stopped, Fail: Failed},
 	Stopped:  {Start: Starting, Fail: Failed},
 	Failed:   {Start: Starting, Stop: Stopped, Fail: Failed},

@@ -13,7 +13,7 @@ func TestNextExhaustive(t *testing.T) {
 	allowed := map[State]map[Event]State{
 		Created:  {Start: Starting, Fail: Failed},
 		Starting: {Up: Ready, Stop: Stopping, Fail: Failed},
-		Ready:    {Stop: Stopping, Fail: Failed},
+		Ready:    {Stop: Stopping, Fail: Failed, Resume: Starting},
 		Stopping: {Down: Stopped, Fail: Failed},
 		Stopped:  {Start: Starting, Fail: Failed},
 		Failed:   {Start: Starting, Stop: Stopped, Fail: Failed},

@@ -268,6 +268,11 @@ func (s *Supervisor) forget(name string) {
 // replicas; the service is published once a worker has said hello.
 func (s *Supervisor) startService(ctx context.Context, svc *Service, rec store.Service) {
 	log := s.log.With(slog.String("service", rec.Name))
+	if services.State(rec.State) == services.Ready {
+		// Ready in the store but nothing runs: the server restarted. Say
+		// so until the workers are up again.
+		s.report(ctx, rec.Name, services.Resume, "")
+	}
 	dir, err := s.newRunDir(rec.Name)
 	if err != nil {
 		log.Error("create model directory", slog.String("error", err.Error()))
