@@ -177,6 +177,9 @@ func (r *Rotation) operatorKeys(o Options) (oldKey, newKey []byte, err error) {
 // up an interrupted rotation from the files it left.
 func (r *Rotation) ownKeys(o Options) (oldKey, newKey []byte, err error) {
 	cur, err := secrets.LoadKey(r.path(datadir.MasterKeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%w; if the server runs with --master-key-file, give that file here too (with --new-key-file)", err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -468,3 +468,60 @@ func TestRotateOperatorKey(t *testing.T) {
 	}
 	u.check(t, next)
 }
+
+// A value sealed under neither key stops the rotation with its name, and
+// the database transaction changes nothing.
+func TestRotateRefusesForeignValue(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	s := start(t, dataDir, "")
+	s.Login(t, identity.AdminName, s.AdminPassword) // creates the admin's pseudonym secret
+	var adminID string
+	s.InTx(t, func(ctx context.Context, tx store.Tx) error {
+		a, err := tx.Accounts().AccountByName(ctx, identity.AdminName)
+		if err != nil {
+			return err
+		}
+		adminID = a.ID
+		// A TOTP secret sealed under some other key.
+		if a.TOTPSecret, err = randomSealer(t).Seal([]byte("JBSWY3DPEHPK3PXP"), identity.TOTPSecretAD(a.ID)); err != nil {
+			return err
+		}
+		return tx.Accounts().UpdateAccount(ctx, a)
+	})
+	s.stop()
+	keyFile := filepath.Join(dataDir, datadir.KeysDir, datadir.MasterKeyFile)
+	keyBefore, err := os.ReadFile(keyFile) // #nosec G304 -- the test's data directory
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sealedValues(t, dataDir)
+
+	_, err = rekey.Run(context.Background(), rekey.Options{DataDir: dataDir})
+	if !errors.Is(err, rekey.ErrNeitherKey) || !strings.Contains(err.Error(), adminID) {
+		t.Fatalf("rotation over a foreign value: %v, want ErrNeitherKey naming %s", err, adminID)
+	}
+	if d := cmpValues(before, sealedValues(t, dataDir)); d != "" {
+		t.Errorf("the failed rotation changed stored values: %s", d)
+	}
+	// The data directory is left for the operator to repair, and the
+	// server will not start half-rotated.
+	if _, err := os.Lstat(filepath.Join(dataDir, datadir.KeysDir, rekey.NewKeyFile)); err != nil {
+		t.Errorf("pending new key: %v", err)
+	}
+	if keyAfter, err := os.ReadFile(keyFile); err != nil || !bytes.Equal(keyBefore, keyAfter) { // #nosec G304 -- the test's data directory
+		t.Errorf("master.key changed by a failed rotation (%v)", err)
+	}
+}
+
+func cmpValues(a, b []sealedValue) string {
+	if len(a) != len(b) {
+		return "a different number of values"
+	}
+	for i := range a {
+		if a[i].name != b[i].name || !bytes.Equal(a[i].sealed, b[i].sealed) {
+			return a[i].name + " changed"
+		}
+	}
+	return ""
+}
