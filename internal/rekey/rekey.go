@@ -32,9 +32,10 @@
 // master.key.new); after it, (master.key.old, master.key).
 //
 // With the operator's key (--master-key-file) the new key is read from,
-// or generated into, --new-key-file; nothing is installed: the operator
-// replaces their file once the command succeeds. A crash is recovered by
-// running the same command again.
+// or generated into, --new-key-file; Begin writes the empty marker
+// keys/master-key-rotation.pending and Finish deletes it, and nothing is
+// installed: the operator replaces their file once the command succeeds.
+// A crash is recovered by running the same command again.
 package rekey
 
 import (
@@ -57,10 +58,13 @@ import (
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
 )
 
-// Files beside datadir.MasterKeyFile while a rotation is under way.
+// Files in DATA_DIR/keys while a rotation is under way.
 const (
 	NewKeyFile = datadir.MasterKeyFile + ".new"
 	OldKeyFile = datadir.MasterKeyFile + ".old"
+	// PendingFile (empty) marks a rotation of the operator's key, whose
+	// keys live outside the data directory.
+	PendingFile = "master-key-rotation.pending"
 )
 
 // Action is the audit action of a rotation.
@@ -76,7 +80,7 @@ var ErrNeitherKey = errors.New("opens under neither the old nor the new master k
 // Interrupted returns an error when keysDir holds what an unfinished
 // rotation leaves, so a server does not start on half-rotated secrets.
 func Interrupted(keysDir string) error {
-	for _, name := range []string{NewKeyFile, OldKeyFile} {
+	for _, name := range []string{NewKeyFile, OldKeyFile, PendingFile} {
 		if _, err := os.Lstat(filepath.Join(keysDir, name)); err == nil {
 			return fmt.Errorf("a master key rotation was interrupted (%s exists): run `rampart keys rotate-master` on this data directory again to finish it", filepath.Join(keysDir, name))
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -169,6 +173,11 @@ func (r *Rotation) operatorKeys(o Options) (oldKey, newKey []byte, err error) {
 	}
 	if subtle.ConstantTimeCompare(oldKey, newKey) == 1 {
 		return nil, nil, fmt.Errorf("new-key-file %s holds the current master key; give a new key (or a path that does not exist, to generate one)", o.NewKeyFile)
+	}
+	if exists(r.path(PendingFile)) {
+		r.Resumed = true
+	} else if err := writeKey(r.path(PendingFile), nil); err != nil {
+		return nil, nil, err
 	}
 	return oldKey, newKey, nil
 }
@@ -390,13 +399,15 @@ func (r *Rotation) Install() error {
 	return syncDir(r.keysDir)
 }
 
-// Finish deletes the copy of the old key: from here on it opens nothing.
+// Finish deletes the copy of the old key (from here on it opens
+// nothing), or the operator rotation's marker.
 func (r *Rotation) Finish() error {
+	name := OldKeyFile
 	if r.operator {
-		return nil
+		name = PendingFile
 	}
-	if err := os.Remove(r.path(OldKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("delete the old master key: %w", err)
+	if err := os.Remove(r.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("finish the rotation: %w", err)
 	}
 	return syncDir(r.keysDir)
 }

@@ -440,11 +440,32 @@ func TestRotateOperatorKey(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	rep, err := rekey.Run(ctx, rekey.Options{DataDir: dataDir, MasterKeyFile: cur, NewKeyFile: next})
+	// A crash after the database: the server refuses to start until the
+	// same command is run again.
+	opts := rekey.Options{DataDir: dataDir, MasterKeyFile: cur, NewKeyFile: next}
+	r, err := rekey.Begin(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Installed {
+	if _, err := r.ResealDatabase(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{cur, next} {
+		if a, err := startApp(dataDir, key); err == nil || !strings.Contains(err.Error(), "rotate-master") {
+			if a != nil {
+				_ = a.Close()
+			}
+			t.Fatalf("start with %s on a half-rotated data directory: %v, want refused", filepath.Base(key), err)
+		}
+	}
+	rep, err := rekey.Run(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Installed || !rep.Resumed {
 		t.Errorf("report = %+v: nothing is installed for the operator", rep)
 	}
 	fi, err := os.Stat(next)
@@ -453,13 +474,13 @@ func TestRotateOperatorKey(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(filepath.Join(dataDir, datadir.KeysDir))
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), datadir.MasterKeyFile) {
+		if strings.HasPrefix(e.Name(), datadir.MasterKeyFile) || e.Name() == rekey.PendingFile {
 			t.Errorf("the data directory got %s", e.Name())
 		}
 	}
 	wantSealedUnder(t, dataDir, sealer(t, next), sealer(t, cur))
 	// The same command again changes nothing and succeeds.
-	if rep, err := rekey.Run(ctx, rekey.Options{DataDir: dataDir, MasterKeyFile: cur, NewKeyFile: next}); err != nil || len(rep.Database.Resealed) != 0 {
+	if rep, err := rekey.Run(ctx, opts); err != nil || len(rep.Database.Resealed) != 0 {
 		t.Errorf("second run: %+v, %v", rep, err)
 	}
 	if a, err := startApp(dataDir, cur); err == nil {
