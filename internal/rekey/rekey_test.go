@@ -344,12 +344,23 @@ func TestRotateMasterKey(t *testing.T) {
 	}
 	u.check(t, "")
 
-	// Running it again rotates again (to a third key): it is an ordinary
-	// command, not a one-off.
-	if _, err := rekey.Run(ctx, rekey.Options{DataDir: dataDir}); err != nil {
+	// Running it again rotates again, here to a key the operator chose:
+	// it is an ordinary command, not a one-off.
+	third := bytes.Repeat([]byte{9}, secrets.KeySize)
+	thirdFile := filepath.Join(t.TempDir(), "third.key")
+	if err := os.WriteFile(thirdFile, third, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := rekey.Run(ctx, rekey.Options{DataDir: dataDir, NewKeyFile: thirdFile}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(keyFile); err != nil || !bytes.Equal(got, third) { // #nosec G304 -- the test's data directory
+		t.Errorf("installed key is not the one given (%v)", err)
+	}
 	wantSealedUnder(t, dataDir, sealer(t, keyFile), nu)
+	if _, err := rekey.Run(ctx, rekey.Options{DataDir: dataDir, NewKeyFile: thirdFile}); err == nil || !strings.Contains(err.Error(), "current master key") {
+		t.Errorf("rotation to the current key: %v, want refused", err)
+	}
 }
 
 // A rotation stopped after any step (a crash: the steps called directly,
