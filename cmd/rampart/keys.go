@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-const keysSynopsis = "rampart keys rotate [--credentials FILE]"
+const keysSynopsis = "rampart keys rotate [--credentials FILE] | rampart keys rotate-master --data-dir DIR [--master-key-file CURRENT] [--new-key-file NEW]"
 
 func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
 	sub, rest := "", args
@@ -21,8 +21,10 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 	switch sub {
 	case "rotate":
 		return keysRotate(ctx, rest, stdout, stderr, env)
+	case "rotate-master":
+		return keysRotateMaster(ctx, rest, stdout, env)
 	case "help":
-		fmt.Fprintf(stdout, "Usage: %s\n\n  rotate   make a new token-signing key current (the old one stays published until its tokens expire)\n", keysSynopsis)
+		fmt.Fprintf(stdout, "Usage: %s\n\n  rotate          make a new token-signing key current (the old one stays published until its tokens expire)\n  rotate-master   re-seal every stored secret under a new master key (offline: the server must be stopped)\n", keysSynopsis)
 		return nil
 	case "":
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {

@@ -109,6 +109,7 @@ Usage:
   rampart whoami                         show the logged-in account
   rampart passwd --stdin                 change your password (current and new on two lines of stdin)
   rampart keys rotate                    rotate the token-signing key (admin)
+  rampart keys rotate-master --data-dir DIR  re-seal every secret under a new master key (server stopped)
   rampart domains list|create|delete     list domains; create and delete them (admin)
   rampart grants list|add|revoke         list, give and revoke privileges on domains
   rampart access check [flags]           may a subject act on a target? (exit 0 allowed, 3 denied)

@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-ml/rampart/internal/httpapi"
 	"github.com/rampart-ml/rampart/internal/identity/bruteforce"
 	"github.com/rampart-ml/rampart/internal/principal"
+	"github.com/rampart-ml/rampart/internal/rekey"
 	"github.com/rampart-ml/rampart/internal/secrets"
 	"github.com/rampart-ml/rampart/internal/store"
 	"github.com/rampart-ml/rampart/internal/store/sqlite"
@@ -34,6 +35,10 @@ import (
 // sealer every stored secret goes through.
 func (a *App) openKeys() (keysDir string, err error) {
 	if keysDir, err = a.dir.MkdirPrivate(datadir.KeysDir); err != nil {
+		return "", err
+	}
+	// Half the secrets may be sealed under a key not yet installed.
+	if err := rekey.Interrupted(keysDir); err != nil {
 		return "", err
 	}
 	master, err := a.masterKey(keysDir)

@@ -45,6 +45,10 @@ const (
 	signingKeyAD = "audit-signing-key"
 )
 
+// SigningKeyAD is the associated data SigningKeyFile is sealed with
+// (master key rotation re-seals it with the same).
+func SigningKeyAD() []byte { return []byte(signingKeyAD) }
+
 // checkpointDomain separates checkpoint signatures from every other use of
 // the key.
 const checkpointDomain = "rampart audit checkpoint v1\x00"

@@ -21,6 +21,10 @@ import (
 // pseudonymSecretAD binds sealed pseudonym secrets to their purpose.
 const pseudonymSecretAD = "audit-pseudonym-secret"
 
+// PseudonymSecretAD is the associated data pseudonym secrets are sealed
+// with (master key rotation re-seals them with the same).
+func PseudonymSecretAD() []byte { return []byte(pseudonymSecretAD) }
+
 // Target is what an audited action was done to. A user or service account
 // target is named with Entry.TargetSubject instead, so it is recorded as
 // a pseudonym.

@@ -49,6 +49,43 @@ type Tx interface {
 	Models() Models
 	SignerKeys() SignerKeys
 	Services() Services
+	SealedSecrets() SealedSecrets
+}
+
+// SealedSecrets lists and replaces, across tables, every value the
+// database holds sealed under the master key, so master key rotation can
+// re-seal them all in one transaction. It never sees a plaintext: opening
+// and sealing belong to the caller (internal/rekey).
+type SealedSecrets interface {
+	// ListSealedSecrets returns every sealed value of kind, ordered by
+	// owner. Owners without one (an account with no TOTP) are left out.
+	ListSealedSecrets(ctx context.Context, kind SecretKind) ([]SealedSecret, error)
+	// ReplaceSealedSecret replaces the sealed value of (s.Kind, s.Owner);
+	// ErrNotFound if no such owner holds one.
+	ReplaceSealedSecret(ctx context.Context, s SealedSecret) error
+}
+
+// SecretKind names a kind of sealed value kept in the database.
+type SecretKind string
+
+// Sealed values kept in the database, and whom each belongs to.
+const (
+	// SecretSigningKey: SigningKey.SealedPrivate; Owner is the key id.
+	SecretSigningKey SecretKind = "signing-key"
+	// SecretTOTP: Account.TOTPSecret; Owner is the account id.
+	SecretTOTP SecretKind = "totp"
+	// SecretPseudonym: an audit pseudonym secret; Owner is the subject id.
+	SecretPseudonym SecretKind = "pseudonym"
+)
+
+// SecretKinds lists every SecretKind.
+var SecretKinds = []SecretKind{SecretSigningKey, SecretTOTP, SecretPseudonym}
+
+// SealedSecret is one sealed value and its owner.
+type SealedSecret struct {
+	Kind   SecretKind
+	Owner  string
+	Sealed []byte
 }
 
 // SigningKeys holds the keys that sign Rampart's tokens.

@@ -237,3 +237,7 @@ func (r *Ring) open(rec store.SigningKey) (Key, error) {
 // ad binds a sealed key to its id, so a sealed blob copied to another row
 // does not open.
 func ad(id string) []byte { return []byte("signing-key:" + id) }
+
+// SealAD is the associated data a key's private half is sealed with
+// (master key rotation re-seals it with the same).
+func SealAD(id string) []byte { return ad(id) }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LoginState", testLoginState},
 		{"LoginStateUnknownAccount", testLoginStateUnknown},
 		{"SigningKeys", testSigningKeys},
+		{"SealedSecrets", testSealedSecrets},
 		{"AccountRoundTrip", testAccountRoundTrip},
 		{"AccountByIDUnknownNotFound", testAccountByIDUnknown},
 		{"ListAccounts", testListAccounts},
