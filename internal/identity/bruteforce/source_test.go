@@ -3,8 +3,6 @@ package bruteforce
 import (
 	"encoding/binary"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -69,63 +67,9 @@ func TestSourceKey(t *testing.T) {
 	}
 }
 
-func TestSourceLimiterBurstRefill(t *testing.T) {
-	t.Parallel()
-	p := DefaultSourcePolicy() // burst 20, 1/s
-	l := newSourceLimiter(t, p)
-	a := netip.MustParseAddr("198.51.100.1")
-	other := netip.MustParseAddr("198.51.100.2")
-
-	type step struct {
-		at        time.Duration // since t0
-		addr      netip.Addr
-		n         int // attempts
-		wantOK    bool
-		wantRetry time.Duration // of the last attempt
-	}
-	steps := []step{
-		{0, a, 20, true, 0},           // the burst
-		{0, a, 1, false, time.Second}, // then refusal
-		{500 * time.Millisecond, a, 1, false, 500 * time.Millisecond},
-		{0, other, 20, true, 0},                               // other sources are unaffected
-		{time.Second, a, 1, true, 0},                          // refill: one token per second
-		{time.Second, a, 1, false, time.Second},               // ...and only one
-		{3 * time.Second, a, 2, true, 0},                      // two more seconds, two more tokens
-		{3 * time.Second, a, 1, false, time.Second},           //
-		{3*time.Second + time.Hour, a, 20, true, 0},           // an idle source gets its full burst back
-		{3*time.Second + time.Hour, a, 1, false, time.Second}, // but no more
-	}
-	for i, s := range steps {
-		now := t0.Add(s.at)
-		for j := range s.n {
-			ok, retry := l.Allow(s.addr, now)
-			last := j == s.n-1
-			if ok != s.wantOK && (last || s.wantOK) {
-				t.Fatalf("step %d attempt %d: Allow() = %v, want %v", i, j+1, ok, s.wantOK)
-			}
-			if last && retry != s.wantRetry {
-				t.Fatalf("step %d: retryAfter = %v, want %v", i, retry, s.wantRetry)
-			}
-		}
-	}
-}
-
-func TestSourceLimiterRefusalsDoNotCost(t *testing.T) {
-	t.Parallel()
-	l := newSourceLimiter(t, SourcePolicy{Burst: 2, Refill: time.Second, MaxSources: 10})
-	a := netip.MustParseAddr("203.0.113.9")
-	l.Allow(a, t0)
-	l.Allow(a, t0)
-	for range 1000 { // hammering while empty must not push the refill further out
-		if ok, _ := l.Allow(a, t0.Add(500*time.Millisecond)); ok {
-			t.Fatal("allowed while empty")
-		}
-	}
-	if ok, _ := l.Allow(a, t0.Add(time.Second)); !ok {
-		t.Error("refused after the refill despite only refused attempts in between")
-	}
-}
-
+// The bucket mechanics (burst, refill, eviction, memory bound,
+// concurrency) are tested in internal/ratelimit; these tests are about what
+// a source is.
 func TestSourceLimiterIPv6Prefix(t *testing.T) {
 	t.Parallel()
 	l := newSourceLimiter(t, SourcePolicy{Burst: 3, Refill: time.Minute, MaxSources: 10})
@@ -166,112 +110,6 @@ func addrN(n uint64) netip.Addr {
 	binary.BigEndian.PutUint64(b[:8], 0x2001_0db8_0000_0000|n>>1)
 	binary.BigEndian.PutUint64(b[8:], n*0x9e3779b97f4a7c15) // varied interface ids
 	return netip.AddrFrom16(b)
-}
-
-func TestSourceLimiterMemoryBound(t *testing.T) {
-	t.Parallel()
-	p := DefaultSourcePolicy()
-	limit := p.MaxSources
-	distinct := uint64(1_000_000)
-	if testing.Short() {
-		distinct = 100_000
-	}
-	l := newSourceLimiter(t, p)
-	peak := 0
-	for n := range distinct {
-		// All within one second: no bucket refills, nothing is idle, so
-		// only the cap keeps the table small.
-		if ok, _ := l.Allow(addrN(n), t0.Add(time.Duration(n))); !ok {
-			t.Fatalf("a new source %v was refused", addrN(n))
-		}
-		if n%10_000 == 0 {
-			peak = max(peak, l.Len())
-		}
-	}
-	peak = max(peak, l.Len())
-	if peak > limit {
-		t.Fatalf("tracked %d sources, cap is %d", peak, limit)
-	}
-	if l.Len() != limit {
-		t.Errorf("Len() = %d after the flood, want the cap %d", l.Len(), limit)
-	}
-}
-
-func TestSourceLimiterEvictsLeastRecentlyUsed(t *testing.T) {
-	t.Parallel()
-	l := newSourceLimiter(t, SourcePolicy{Burst: 1, Refill: time.Hour, MaxSources: 3})
-	a, b, c, d := addrN(1), addrN(2), addrN(3), addrN(4)
-	for _, x := range []netip.Addr{a, b, c} {
-		l.Allow(x, t0) // each now empty for an hour
-	}
-	l.Allow(a, t0) // refused, but a is now the most recently seen
-	l.Allow(d, t0) // evicts b, the least recently seen
-	if ok, _ := l.Allow(a, t0); ok {
-		t.Error("a was evicted although recently seen")
-	}
-	if ok, _ := l.Allow(c, t0); ok {
-		t.Error("c was evicted before b")
-	}
-	if ok, _ := l.Allow(b, t0); !ok {
-		t.Error("b was not evicted")
-	}
-	if l.Len() != 3 {
-		t.Errorf("Len() = %d, want 3", l.Len())
-	}
-}
-
-func TestSourceLimiterForgetsIdleSources(t *testing.T) {
-	t.Parallel()
-	l := newSourceLimiter(t, SourcePolicy{Burst: 5, Refill: time.Second, MaxSources: 100})
-	for n := range uint64(50) {
-		l.Allow(addrN(n), t0)
-	}
-	// Long after every bucket refilled, traffic from one source sheds one
-	// idle source per call.
-	later := t0.Add(time.Hour)
-	for i := range 60 {
-		l.Allow(addrN(1000), later.Add(time.Duration(i)*time.Second))
-	}
-	if got := l.Len(); got != 1 {
-		t.Errorf("Len() = %d, want only the active source left", got)
-	}
-}
-
-func TestSourceLimiterConcurrent(t *testing.T) {
-	t.Parallel()
-	const burst, sources, goroutines, attempts = 20, 8, 16, 200
-	l := newSourceLimiter(t, SourcePolicy{Burst: burst, Refill: time.Hour, MaxSources: sources / 2})
-	var allowed [sources]atomic.Int64
-	// hammer sends attempts from every source across goroutines at once.
-	hammer := func(l *SourceLimiter) {
-		var wg sync.WaitGroup
-		for g := range goroutines {
-			wg.Go(func() {
-				for i := range attempts {
-					s := (g + i) % sources
-					if ok, _ := l.Allow(addrN(uint64(s)), t0); ok {
-						allowed[s].Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-	}
-	hammer(l)
-	if l.Len() > sources/2 {
-		t.Errorf("Len() = %d, cap %d", l.Len(), sources/2)
-	}
-
-	// Without eviction the clock stands still, so each source gets exactly
-	// its burst however the goroutines interleave.
-	l = newSourceLimiter(t, SourcePolicy{Burst: burst, Refill: time.Hour, MaxSources: sources})
-	allowed = [sources]atomic.Int64{}
-	hammer(l)
-	for s := range allowed {
-		if got := allowed[s].Load(); got != burst {
-			t.Errorf("source %d: %d attempts allowed, want exactly %d", s, got, burst)
-		}
-	}
 }
 
 func BenchmarkSourceLimiterAllow(b *testing.B) {
