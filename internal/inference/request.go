@@ -187,7 +187,7 @@ func DecodeRequest(body []byte, headerLen int64, lim Limits) (*Request, error) {
 		return nil, err
 	}
 	if !s.atEnd() {
-		return nil, s.errorf("data after the request object")
+		return nil, s.errorf("data after the request object (binary tensor data needs the Inference-Header-Content-Length header)")
 	}
 	if len(inputs) == 0 {
 		return nil, badRequest("the request has no inputs")

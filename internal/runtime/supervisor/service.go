@@ -56,10 +56,10 @@ type running struct {
 }
 
 // Signature is what a request must look like, from the worker's own view
-// of the model; ok is false when the service is not running.
+// of the model; ok is false when the service is not running or draining.
 func (s *Service) Signature() (sig inference.Signature, ok bool) {
 	rt := s.rt.Load()
-	if rt == nil {
+	if rt == nil || rt.draining.Load() {
 		return inference.Signature{}, false
 	}
 	return rt.sig, true
