@@ -214,6 +214,17 @@ func (s *Supervisor) reconcile(ctx context.Context, name string) {
 		s.log.Error("read service", slog.String("service", name), slog.String("error", err.Error()))
 		return
 	}
+	if old, ok := s.Lookup(name); ok && (old.Domain != rec.Domain || old.ModelID != rec.ModelID || old.ModelVersion != rec.ModelVersion) {
+		// A service's domain and model never change: this is another
+		// service of the same name (deleted and created again before this
+		// reconcile). Forget the old one entirely, or calls would be
+		// authorised against its domain.
+		if c != nil {
+			s.stopService(c)
+			c = nil
+		}
+		s.forget(name)
+	}
 	svc := s.remember(rec)
 	state := services.State(rec.State)
 	run := rec.DesiredState == store.ServiceRunning && (state == services.Starting || state == services.Ready)
