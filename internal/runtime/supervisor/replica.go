@@ -69,7 +69,7 @@ func (r *replica) run(ctx context.Context, sup *Supervisor, events chan<- replic
 			failures++
 			log.Warn("model worker did not start", slog.String("error", err.Error()), slog.Int("failures", failures))
 			if failures >= maxFailures {
-				events <- replicaEvent{r: r, failed: failReason(fmt.Sprintf("the worker did not start %d times in a row: ", failures), err)}
+				send(ctx, events, replicaEvent{r: r, failed: failReason(fmt.Sprintf("the worker did not start %d times in a row: ", failures), err)})
 				return
 			}
 			if !sleep(ctx, backoff) {
@@ -79,7 +79,7 @@ func (r *replica) run(ctx context.Context, sup *Supervisor, events chan<- replic
 			continue
 		}
 		r.proc.Store(p)
-		events <- replicaEvent{r: r, up: true, hello: p.Client().Metadata()}
+		send(ctx, events, replicaEvent{r: r, up: true, hello: p.Client().Metadata()})
 		started := time.Now()
 		exited := r.watch(ctx, p, sup.opt.HealthInterval, log)
 		r.proc.Store(nil)
@@ -96,7 +96,7 @@ func (r *replica) run(ctx context.Context, sup *Supervisor, events chan<- replic
 		}
 		failures++
 		if failures >= maxFailures {
-			events <- replicaEvent{r: r, failed: fmt.Sprintf("the worker exited %d times in a row within %v of starting", failures, stableAfter)}
+			send(ctx, events, replicaEvent{r: r, failed: fmt.Sprintf("the worker exited %d times in a row within %v of starting", failures, stableAfter)})
 			return
 		}
 		if !sleep(ctx, backoff) {
@@ -159,6 +159,16 @@ func failReason(prefix string, err error) string {
 	room := max(maxReason-len(prefix)-len(ellipsis), 0)
 	head, tail := msg[:room/3], msg[len(msg)-(room-room/3):]
 	return strings.ToValidUTF8(prefix+head, "") + ellipsis + strings.ToValidUTF8(tail, "")
+}
+
+// send hands the control loop an event, unless ctx ends first: the loop
+// may itself be waiting for this replica to stop, and must not wait on a
+// replica that waits on it.
+func send(ctx context.Context, events chan<- replicaEvent, ev replicaEvent) {
+	select {
+	case events <- ev:
+	case <-ctx.Done():
+	}
 }
 
 // sleep waits d or until ctx ends (false).
