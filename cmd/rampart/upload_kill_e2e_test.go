@@ -16,7 +16,7 @@ import (
 )
 
 // TestKillMidUpload kills the server with SIGKILL while a large model
-// streams in: after a restart nothing of it is left (no staging file, no
+// streams in: after a restart nothing of it is left (no staged file, no
 // blob, no row) and the audit chain verifies.
 func TestKillMidUpload(t *testing.T) {
 	t.Parallel()
@@ -54,12 +54,15 @@ func TestKillMidUpload(t *testing.T) {
 		}
 		sent <- err
 	}()
-	// Wait until the upload is being written to staging.
+	// Wait until the upload is being staged: its files are written,
+	// encrypted, into the artifact store's tmp/ (zips are spooled in the
+	// staging directory, checked too below).
 	staging := filepath.Join(s.DataDir, datadir.StagingDir)
+	artTmp := filepath.Join(s.DataDir, datadir.ArtifactsDir, "tmp")
 	deadline := time.Now().Add(30 * time.Second)
-	for stagedBytes(staging) < 8<<20 {
+	for stagedBytes(artTmp) < 8<<20 {
 		if time.Now().After(deadline) {
-			t.Fatal("the upload never reached the staging directory")
+			t.Fatal("the upload never reached the artifact store's staging area")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -72,8 +75,10 @@ func TestKillMidUpload(t *testing.T) {
 
 	p2 := startServerEnv(t, []string{"RAMPART_ADMIN_PASSWORD=" + privacyAdminPassword}, s.DataDir, fastHashingFlags...)
 	p2.stopOK()
-	if n := stagedBytes(staging); n != 0 {
-		t.Errorf("staging holds %d bytes after the restart", n)
+	for _, d := range []string{staging, artTmp} {
+		if n := stagedBytes(d); n != 0 {
+			t.Errorf("%s holds %d bytes after the restart", d, n)
+		}
 	}
 	if n := stagedBytes(filepath.Join(s.DataDir, datadir.ArtifactsDir, "blobs")); n != 0 {
 		t.Errorf("the artifact store holds %d bytes of blobs", n)

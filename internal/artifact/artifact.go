@@ -51,6 +51,14 @@ type Store interface {
 	// ErrDigestMismatch before anything becomes visible. So a blob is
 	// never, even briefly, stored under a name its content does not have.
 	PutKnown(ctx context.Context, domain string, r io.Reader, digest string) (Blob, error)
+	// Stage begins a set of files that are encrypted as they are written
+	// but become blobs only one by one through the Pending's Commit:
+	// content that is checked only once written whole (a signed model
+	// directory) is written to storage once, yet nothing is visible
+	// before the check. A Pending must end with Abort, which removes
+	// whatever was not committed; a process killed meanwhile leaves
+	// nothing visible either.
+	Stage(ctx context.Context, domain string) (Pending, error)
 	// Open returns a reader of the blob's plaintext, decrypted and
 	// authenticated as it streams. The digest is checked when the reader
 	// reaches EOF: a mismatch is reported as ErrCorrupt in place of
@@ -102,4 +110,29 @@ func ValidateDigest(digest string) error {
 		}
 	}
 	return nil
+}
+
+// Pending is a set of staged files (see Store.Stage). Its methods are not
+// safe for concurrent use.
+type Pending interface {
+	// Create starts the staged file name (any string unique within the
+	// Pending). It must be closed before Open or Commit.
+	Create(name string) (PendingFile, error)
+	// Open reads back the plaintext of a closed file, authenticated as
+	// it streams.
+	Open(name string) (io.ReadCloser, error)
+	// Commit makes a closed file the blob of its content, durably; the
+	// blob is then the store's like any Put's.
+	Commit(ctx context.Context, name string) (Blob, error)
+	// Abort removes every file not committed; committed ones stay.
+	Abort() error
+}
+
+// PendingFile is a staged file being written.
+type PendingFile interface {
+	io.Writer
+	// Close finishes and syncs the file; after it, SHA256 is the digest
+	// of the bytes written.
+	Close() error
+	SHA256() [32]byte
 }

@@ -168,6 +168,17 @@ func (s *FS) put(ctx context.Context, domain string, r io.Reader, want string) (
 		return Blob{}, fmt.Errorf("put: close: %w", err)
 	}
 
+	if err := s.commitTemp(domain, id, tmp.Name(), blob.Digest); err != nil {
+		return Blob{}, err
+	}
+	committed = true
+	return blob, nil
+}
+
+// commitTemp renames the closed, synced temporary file name into place as
+// the blob digest of domain, encrypted to id, and makes that durable. The
+// file is left where it was if it fails.
+func (s *FS) commitTemp(domain string, id *age.X25519Identity, name, digest string) error {
 	// Commit under the read lock, with the key that is current now: if
 	// the domain was deleted (or deleted and re-created) while the bytes
 	// streamed, the blob would be unreadable, or outlive its shredding.
@@ -178,27 +189,29 @@ func (s *FS) put(ctx context.Context, domain string, r io.Reader, want string) (
 		err = ErrNoKey
 	}
 	if err != nil {
-		return Blob{}, fmt.Errorf("put in domain %q: key changed during upload: %w", domain, err)
+		return fmt.Errorf("put in domain %q: key changed during upload: %w", domain, err)
 	}
-	final, _ := s.blobPath(domain, blob.Digest) // both validated above
+	final, err := s.blobPath(domain, digest)
+	if err != nil {
+		return fmt.Errorf("put: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		return Blob{}, fmt.Errorf("put: %w", err)
+		return fmt.Errorf("put: %w", err)
 	}
 	// Renaming over an existing copy of the same content is deliberate:
 	// the new file is known good, the old one might be a restored or
 	// damaged copy.
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return Blob{}, fmt.Errorf("put: commit blob: %w", err)
+	if err := os.Rename(name, final); err != nil {
+		return fmt.Errorf("put: commit blob: %w", err)
 	}
-	committed = true
 	// The rename, and the directories MkdirAll may just have made, must
-	// reach the disk before Put reports the blob stored.
+	// reach the disk before the blob is reported stored.
 	for d := filepath.Dir(final); d != s.dir; d = filepath.Dir(d) {
 		if err := syncDir(d); err != nil {
-			return Blob{}, fmt.Errorf("put: %w", err)
+			return fmt.Errorf("put: %w", err)
 		}
 	}
-	return blob, nil
+	return nil
 }
 
 // encryptTo streams r, encrypted to rcpt, into w, hashing the plaintext

@@ -101,12 +101,54 @@ func Extract(ctx context.Context, r io.Reader, dest string, lim Limits) (_ Manif
 			err = fmt.Errorf("close extraction directory: %w", cerr)
 		}
 	}()
+	m, err := extract(ctx, r, dirSink{root}, filepath.Dir(dest), filepath.Base(dest)+".spool-*", lim)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if m.Stripped != "" {
+		if err := stripTop(dest, m.Stripped); err != nil {
+			return Manifest{}, err
+		}
+	}
+	return m, nil
+}
 
+// Sink receives the files of ExtractTo.
+type Sink interface {
+	// Create starts the file of an entry, named by its cleaned path
+	// before any top-level directory is stripped (Manifest.Stripped
+	// tells which): path.Join(m.Stripped, f.Path) is the name it got.
+	Create(name string) (SinkFile, error)
+}
+
+// SinkFile is one file being written to a Sink.
+type SinkFile interface {
+	io.Writer
+	Close() error
+	// SHA256 is the digest of the bytes written, once closed: it becomes
+	// File.SHA256, so the sink hashes what it stores.
+	SHA256() [32]byte
+}
+
+// ExtractTo is Extract writing each file through sink instead of into a
+// directory, with the same checks and limits; a zip is spooled in
+// spoolDir. On error, some files may have been created: the caller
+// discards them.
+func ExtractTo(ctx context.Context, r io.Reader, sink Sink, spoolDir string, lim Limits) (Manifest, error) {
+	if err := lim.Validate(); err != nil {
+		return Manifest{}, err
+	}
+	return extract(ctx, r, sink, spoolDir, "upload.spool-*", lim)
+}
+
+// extract does the work of Extract and ExtractTo; spoolPattern names a
+// zip's spool file in spoolDir (os.CreateTemp).
+func extract(ctx context.Context, r io.Reader, sink Sink, spoolDir, spoolPattern string, lim Limits) (Manifest, error) {
 	up := &uploadReader{r: r, max: lim.MaxArchiveBytes}
 	br := bufio.NewReaderSize(up, 64<<10)
 	x := &extractor{
 		ctx:  ctx,
-		root: root,
+		sink: sink,
 		lim:  lim,
 		seen: make(map[string]seenEntry),
 		buf:  make([]byte, copyBufferSize),
@@ -123,7 +165,7 @@ func Extract(ctx context.Context, r io.Reader, dest string, lim Limits) (_ Manif
 		x.compressed = up.count
 		err = x.tarGz(br)
 	case FormatZip:
-		err = x.zip(br, dest)
+		err = x.zip(br, spoolDir, spoolPattern)
 	}
 	if err != nil {
 		return Manifest{}, err
@@ -133,9 +175,6 @@ func Extract(ctx context.Context, r io.Reader, dest string, lim Limits) (_ Manif
 	}
 	m := Manifest{Format: format, Files: x.files, TotalBytes: x.total, ArchiveBytes: up.n}
 	if top := x.singleTop(); top != "" {
-		if err := stripTop(dest, top); err != nil {
-			return Manifest{}, err
-		}
 		m.Stripped = top
 		for i := range m.Files {
 			m.Files[i].Path = strings.TrimPrefix(m.Files[i].Path, top+"/")
@@ -152,6 +191,49 @@ func Extract(ctx context.Context, r io.Reader, dest string, lim Limits) (_ Manif
 	})
 	return m, nil
 }
+
+// dirSink writes into a directory, hashing beside the writes.
+type dirSink struct{ root *os.Root }
+
+func (d dirSink) Mkdir(name string) error {
+	if err := d.root.MkdirAll(name, 0o700); err != nil {
+		return fmt.Errorf("create directory %s: %w", printable(name), err)
+	}
+	return nil
+}
+
+func (d dirSink) Create(name string) (SinkFile, error) {
+	if dir := path.Dir(name); dir != "." {
+		if err := d.Mkdir(dir); err != nil {
+			return nil, err
+		}
+	}
+	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &hashedFile{f: f, h: newAsyncHash()}, nil
+}
+
+// hashedFile hashes in another goroutine (asyncHash) what it writes: the
+// digest comes at no extra pass over the file.
+type hashedFile struct {
+	f   *os.File
+	h   *asyncHash
+	sum [32]byte
+}
+
+func (h *hashedFile) Write(p []byte) (int, error) {
+	h.h.Write(p)
+	return h.f.Write(p)
+}
+
+func (h *hashedFile) Close() error {
+	h.sum = h.h.Sum() // also stops the goroutine
+	return h.f.Close()
+}
+
+func (h *hashedFile) SHA256() [32]byte { return h.sum }
 
 // detect peeks at the first bytes without consuming them.
 func detect(br *bufio.Reader) (Format, error) {
@@ -229,7 +311,7 @@ type seenEntry struct {
 // extractor holds the state shared by the tar and zip readers.
 type extractor struct {
 	ctx  context.Context
-	root *os.Root
+	sink Sink
 	lim  Limits
 	// seen maps the lower-cased path of every file and directory (explicit
 	// or implied) to its entry, to refuse duplicates, case-only duplicates
@@ -303,9 +385,11 @@ func (x *extractor) count(raw string) error {
 	return nil
 }
 
+// mkdir creates an explicit directory entry where the sink keeps
+// directories (a Sink otherwise only sees files).
 func (x *extractor) mkdir(name string) error {
-	if err := x.root.MkdirAll(name, 0o700); err != nil {
-		return fmt.Errorf("create directory %s: %w", printable(name), err)
+	if d, ok := x.sink.(interface{ Mkdir(string) error }); ok {
+		return d.Mkdir(name)
 	}
 	return nil
 }
@@ -317,18 +401,14 @@ func (x *extractor) writeFile(name string, sizeHint int64, src io.Reader) (err e
 	if sizeHint > x.lim.MaxFileBytes {
 		return entryErr(name, fmt.Errorf("%w: header says %d bytes, limit %d", ErrFileTooLarge, sizeHint, x.lim.MaxFileBytes))
 	}
-	if dir := path.Dir(name); dir != "." {
-		if err := x.mkdir(dir); err != nil {
-			return err
-		}
-	}
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := x.sink.Create(name)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", printable(name), err)
 	}
+	closed := false
 	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("write %s: %w", printable(name), cerr)
+		if !closed {
+			_ = f.Close() // the error that ended the copy is the one to report
 		}
 	}()
 	var (
@@ -336,10 +416,6 @@ func (x *extractor) writeFile(name string, sizeHint int64, src io.Reader) (err e
 		head    [sniffBytes]byte
 		headLen int
 	)
-	// Hashing runs beside the copy (on another core when there is one):
-	// the digest comes at no extra pass over the file.
-	h := newAsyncHash()
-	defer h.Sum() // stops the goroutine on every path
 	for {
 		if err := x.ctx.Err(); err != nil {
 			return err
@@ -359,7 +435,6 @@ func (x *extractor) writeFile(name string, sizeHint int64, src io.Reader) (err e
 				return err
 			}
 			headLen += copy(head[headLen:], x.buf[:n])
-			h.Write(x.buf[:n])
 			if _, err := f.Write(x.buf[:n]); err != nil {
 				return fmt.Errorf("write %s: %w", printable(name), err)
 			}
@@ -371,7 +446,11 @@ func (x *extractor) writeFile(name string, sizeHint int64, src io.Reader) (err e
 			return entryErr(name, classifyReadErr("read", rerr))
 		}
 	}
-	x.files = append(x.files, File{Path: name, Size: size, Content: Sniff(head[:headLen]), SHA256: h.Sum()})
+	closed = true
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", printable(name), err)
+	}
+	x.files = append(x.files, File{Path: name, Size: size, Content: Sniff(head[:headLen]), SHA256: f.SHA256()})
 	return nil
 }
 

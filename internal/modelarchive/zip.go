@@ -12,16 +12,15 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 )
 
-// zip spools the upload to a temporary file next to dest (zip's central
+// zip spools the upload to a temporary file in spoolDir (zip's central
 // directory is at the end, so it needs random access), then extracts it.
-func (x *extractor) zip(r io.Reader, dest string) (err error) {
-	spool, err := os.CreateTemp(filepath.Dir(dest), filepath.Base(dest)+".spool-*")
+func (x *extractor) zip(r io.Reader, spoolDir, spoolPattern string) (err error) {
+	spool, err := os.CreateTemp(spoolDir, spoolPattern)
 	if err != nil {
 		return fmt.Errorf("create zip spool file: %w", err)
 	}

@@ -1,16 +1,16 @@
 package registry
 
 // This file is the onboarding of model versions: an upload is unpacked
-// into a private staging directory, checked (file types, signature against
-// the keys trusted for the model's domain, ONNX metadata), stored
-// encrypted in the artifact store, and recorded with its audit record in
-// one transaction. Nothing reaches the store before the signature is
-// verified, and the staging directory is removed whatever happens.
+// straight into the artifact store's staging area (encrypted as it is
+// written, so each file is written to disk once), checked (file types,
+// signature against the keys trusted for the model's domain, ONNX
+// metadata), committed as blobs, and recorded with its audit record in
+// one transaction. No staged file becomes a blob before the signature is
+// verified, and the staged files are removed whatever happens.
 
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,9 +18,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"syscall"
@@ -63,7 +61,7 @@ type ModelsOptions struct {
 	// Recorder writes the audit records; without one every onboarding is
 	// refused with 503.
 	Recorder *audit.Recorder
-	// StagingDir is a private directory uploads are unpacked in; the
+	// StagingDir is a private directory zip uploads are spooled in; the
 	// caller empties it at startup.
 	StagingDir string
 	Limits     modelarchive.Limits
@@ -299,13 +297,13 @@ func (m *ModelsAPI) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		return store.ModelVersion{}, err
 	}
 
-	dir, err := m.stagingPath()
+	staged, err := m.opt.Artifacts.Stage(ctx, blobDomain)
 	if err != nil {
-		return store.ModelVersion{}, err
+		return store.ModelVersion{}, storageError(fmt.Errorf("stage upload: %w", err))
 	}
-	// Extract removes dir itself on failure; this covers every later one.
-	defer os.RemoveAll(dir)
-	man, err := modelarchive.Extract(ctx, httpapi.DeadlineReader(w, r.Body, chunkTimeout), dir, m.opt.Limits)
+	// Removes every staged file not committed, whatever happens.
+	defer func() { _ = staged.Abort() }()
+	man, err := modelarchive.ExtractTo(ctx, httpapi.DeadlineReader(w, r.Body, chunkTimeout), pendingSink{staged}, m.opt.StagingDir, m.opt.Limits)
 	if err != nil {
 		return store.ModelVersion{}, archiveError(err)
 	}
@@ -316,20 +314,21 @@ func (m *ModelsAPI) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err != nil {
 		return store.ModelVersion{}, unprocessable("refused_file", err.Error(), err)
 	}
+	up := upload{staged: staged, man: man}
 
 	now := m.now().UTC()
-	sig, err := m.verify(ctx, dir, man, t.Domain, blobDomain, now)
+	sig, err := m.verify(ctx, up, t.Domain, blobDomain, now)
 	if err != nil {
 		return store.ModelVersion{}, err
 	}
-	meta, err := readMetadata(dir, modelFile, man)
+	meta, err := readMetadata(up, modelFile)
 	if err != nil {
 		return store.ModelVersion{}, err
 	}
 
-	// From the first Put until the commit (or rollback) the blobs are
-	// referenced by nothing the database can see: refs keeps other
-	// uploads' cleanups from deleting them meanwhile.
+	// From the first Commit until the database commit (or rollback) the
+	// blobs are referenced by nothing the database can see: refs keeps
+	// other uploads' cleanups from deleting them meanwhile.
 	m.refs.begin(blobDomain)
 	var files []store.ModelFile
 	committed := false
@@ -340,7 +339,7 @@ func (m *ModelsAPI) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 		m.refs.end(ctx, blobDomain, drop)
 	}()
-	files, err = m.store(ctx, dir, blobDomain, man, sig)
+	files, err = m.store(ctx, up, sig)
 	if err != nil {
 		return store.ModelVersion{}, storageError(err)
 	}
@@ -389,13 +388,26 @@ func versionExists() error {
 	return httpapi.Error(http.StatusConflict, "version_exists", "this model version exists already; versions are immutable", nil)
 }
 
-// stagingPath names a fresh directory for one upload (Extract creates it).
-func (m *ModelsAPI) stagingPath() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("staging name: %w", err)
-	}
-	return filepath.Join(m.opt.StagingDir, "upload-"+hex.EncodeToString(b[:])), nil
+// pendingSink lets modelarchive write an upload's files into the artifact
+// store's staging area.
+type pendingSink struct{ p artifact.Pending }
+
+func (s pendingSink) Create(name string) (modelarchive.SinkFile, error) { return s.p.Create(name) }
+
+// upload is an extracted upload: its manifest and its staged files.
+type upload struct {
+	staged artifact.Pending
+	man    modelarchive.Manifest
+}
+
+// open reads back the plaintext of the file at path p of the manifest.
+func (u upload) open(p string) (io.ReadCloser, error) {
+	// The staged name is the one before the top directory was stripped.
+	return u.staged.Open(path.Join(u.man.Stripped, p))
+}
+
+func (u upload) commit(ctx context.Context, p string) (artifact.Blob, error) {
+	return u.staged.Commit(ctx, path.Join(u.man.Stripped, p))
 }
 
 // archiveErrors are the modelarchive errors that are the upload's fault;
@@ -442,7 +454,8 @@ type signature struct {
 
 // verify checks model.sig against the keys trusted for domain, or that
 // the domain admits unsigned models when there is none.
-func (m *ModelsAPI) verify(ctx context.Context, dir string, man modelarchive.Manifest, domain, blobDomain string, now time.Time) (signature, error) {
+func (m *ModelsAPI) verify(ctx context.Context, up upload, domain, blobDomain string, now time.Time) (signature, error) {
+	man := up.man
 	var keys []store.SignerKey
 	var unsignedOK bool
 	if err := m.opt.Store.InTx(ctx, func(tx store.Tx) error {
@@ -463,7 +476,7 @@ func (m *ModelsAPI) verify(ctx context.Context, dir string, man modelarchive.Man
 		}
 		return signature{}, nil
 	}
-	sig, err := readSignature(dir)
+	sig, err := readSignature(up)
 	if err != nil {
 		return signature{}, err
 	}
@@ -471,9 +484,9 @@ func (m *ModelsAPI) verify(ctx context.Context, dir string, man modelarchive.Man
 	if err != nil {
 		return signature{}, err
 	}
-	// The digests were computed while the upload was unpacked into our
-	// private staging directory, so the files are not read again here;
-	// store checks every byte it stores against them (PutKnown).
+	// The digests were computed by the artifact store while the upload
+	// was staged, over the bytes it stages: the files are not read again,
+	// and the blobs committed are these bytes.
 	res, err := modelsign.VerifyDigests(sig, trustedKeys(keys, trust), extractedFiles(man))
 	switch {
 	case errors.Is(err, modelsign.ErrUntrustedKey):
@@ -506,9 +519,8 @@ func extractedFiles(man modelarchive.Manifest) []modelsign.File {
 	return files
 }
 
-func readSignature(dir string) ([]byte, error) {
-	// #nosec G304 -- dir is our own staging directory; the name is a constant.
-	f, err := os.Open(filepath.Join(dir, modelsign.SignatureFile))
+func readSignature(up upload) ([]byte, error) {
+	f, err := up.open(modelsign.SignatureFile)
 	if err != nil {
 		return nil, fmt.Errorf("open signature: %w", err)
 	}
@@ -548,13 +560,9 @@ func trustedKeys(keys []store.SignerKey, trust *Trust) modelsign.TrustedKeys {
 
 // readMetadata reads the ONNX metadata of the model file and checks that
 // every external-data file it names is among the files.
-func readMetadata(dir, modelFile string, man modelarchive.Manifest) ([]byte, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open model directory: %w", err)
-	}
-	defer root.Close()
-	f, err := root.Open(modelFile)
+func readMetadata(up upload, modelFile string) ([]byte, error) {
+	man := up.man
+	f, err := up.open(modelFile)
 	if err != nil {
 		return nil, fmt.Errorf("open model file: %w", err)
 	}
@@ -586,52 +594,32 @@ func readMetadata(dir, modelFile string, man modelarchive.Manifest) ([]byte, err
 	return b, nil
 }
 
-// store puts every file in the artifact store and checks that what was
-// stored is what was signed. It returns the files stored, also on
+// store commits every staged file as a blob and checks that what was
+// committed is what was signed. It returns the files committed, also on
 // failure, for the caller to drop.
-func (m *ModelsAPI) store(ctx context.Context, dir, blobDomain string, man modelarchive.Manifest, sig signature) ([]store.ModelFile, error) {
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open model directory: %w", err)
-	}
-	defer root.Close()
+func (m *ModelsAPI) store(ctx context.Context, up upload, sig signature) ([]store.ModelFile, error) {
 	var files []store.ModelFile
-	for _, mf := range man.Files {
-		// The signed digest where there is one, else the one computed
-		// while unpacking: the store refuses bytes that do not match.
-		digest, ok := sig.digest[mf.Path]
-		if !ok {
-			digest = hex.EncodeToString(mf.SHA256[:])
+	for _, mf := range up.man.Files {
+		// The digests were verified as the store computed them; this
+		// check, before anything is committed, keeps it so whatever
+		// changes elsewhere.
+		want, signed := sig.digest[mf.Path]
+		if sig.signed && mf.Path != modelsign.SignatureFile && (!signed || want != hex.EncodeToString(mf.SHA256[:])) {
+			return files, fmt.Errorf("staged %s has digest %x, signed %s: %w", mf.Path, mf.SHA256, want, modelsign.ErrDigestMismatch)
 		}
-		b, err := m.put(ctx, root, blobDomain, mf.Path, digest)
+	}
+	for _, mf := range up.man.Files {
+		b, err := up.commit(ctx, mf.Path)
 		if err != nil {
-			return files, err
+			return files, fmt.Errorf("store %s: %w", mf.Path, err)
 		}
 		files = append(files, store.ModelFile{Path: mf.Path, Size: b.Size, Digest: b.Digest})
-		want, signed := sig.digest[mf.Path]
-		if sig.signed && mf.Path != modelsign.SignatureFile && (!signed || want != b.Digest) {
-			// The directory changed between verification and storage.
-			return files, fmt.Errorf("stored %s has digest %s, signed %s: %w", mf.Path, b.Digest, want, modelsign.ErrDigestMismatch)
+		if b.Digest != hex.EncodeToString(mf.SHA256[:]) {
+			// The Pending committed bytes other than those staged.
+			return files, fmt.Errorf("stored %s has digest %s, staged %x: %w", mf.Path, b.Digest, mf.SHA256, modelsign.ErrDigestMismatch)
 		}
 	}
 	return files, nil
-}
-
-func (m *ModelsAPI) put(ctx context.Context, root *os.Root, blobDomain, name, digest string) (artifact.Blob, error) {
-	f, err := root.Open(name)
-	if err != nil {
-		return artifact.Blob{}, fmt.Errorf("open %s: %w", name, err)
-	}
-	defer f.Close()
-	b, err := m.opt.Artifacts.PutKnown(ctx, blobDomain, f, digest)
-	if errors.Is(err, artifact.ErrDigestMismatch) {
-		// The directory changed between verification and storage.
-		return artifact.Blob{}, fmt.Errorf("store %s: %w: %w", name, modelsign.ErrDigestMismatch, err)
-	}
-	if err != nil {
-		return artifact.Blob{}, fmt.Errorf("store %s: %w", name, err)
-	}
-	return b, nil
 }
 
 // dropIfUnreferenced deletes a blob no version references, best effort:

@@ -43,6 +43,26 @@ func (f *faultyStore) PutKnown(ctx context.Context, domain string, r io.Reader, 
 	return f.fault(ctx, domain, func() (artifact.Blob, error) { return f.Store.PutKnown(ctx, domain, r, digest) })
 }
 
+// Stage: onboarding stages its files and commits them one by one; each
+// Commit gets the same faults as a Put.
+func (f *faultyStore) Stage(ctx context.Context, domain string) (artifact.Pending, error) {
+	p, err := f.Store.Stage(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyPending{Pending: p, f: f, domain: domain}, nil
+}
+
+type faultyPending struct {
+	artifact.Pending
+	f      *faultyStore
+	domain string
+}
+
+func (p *faultyPending) Commit(ctx context.Context, name string) (artifact.Blob, error) {
+	return p.f.fault(ctx, p.domain, func() (artifact.Blob, error) { return p.Pending.Commit(ctx, name) })
+}
+
 // fault stores a blob with put, then fails (full) or pauses as set up.
 func (f *faultyStore) fault(ctx context.Context, domain string, put func() (artifact.Blob, error)) (artifact.Blob, error) {
 	b, err := put()
@@ -88,7 +108,7 @@ func digestOf(b []byte) string {
 }
 
 // checkNoOrphans fails if the artifact store holds a blob no version
-// references, or the staging directory holds anything.
+// references, or a staging area holds anything.
 func checkNoOrphans(t *testing.T, s *apptest.Server, versions ...registry.ModelVersion) {
 	t.Helper()
 	var want []string
@@ -106,12 +126,16 @@ func checkNoOrphans(t *testing.T, s *apptest.Server, versions ...registry.ModelV
 	}); err != nil {
 		t.Fatal(err)
 	}
-	left, err := os.ReadDir(filepath.Join(s.DataDir, datadir.StagingDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Errorf("staging directory holds %d entries", len(left))
+	// Uploads are staged in the artifact store's tmp/ (zips spooled in
+	// the staging directory): both must be empty.
+	for _, d := range []string{filepath.Join(s.DataDir, datadir.StagingDir), filepath.Join(s.DataDir, datadir.ArtifactsDir, "tmp")} {
+		left, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("%s holds %d entries", d, len(left))
+		}
 	}
 }
 

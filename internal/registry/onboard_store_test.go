@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -15,40 +14,42 @@ import (
 	"github.com/rampart-ml/rampart/internal/modelsign"
 )
 
-// TestStoreRefusesChangedFile: a staged file that no longer has the digest
-// verification saw (changed between verification and storage) is refused
-// by the artifact store before it becomes visible.
-func TestStoreRefusesChangedFile(t *testing.T) {
+// TestStoreRefusesUnsignedDigest: a staged file whose digest is not the
+// signed one is refused before anything is committed.
+func TestStoreRefusesUnsignedDigest(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), []byte("changed after verification"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
 	arts, err := artifact.NewFS(filepath.Join(t.TempDir(), "artifacts"), artifacttest.NewMaster(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	staged, err := arts.Stage(ctx, "com.acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = staged.Abort() }()
+	f, err := staged.Create("model.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("not what was signed")
+	if _, err := f.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	m := NewModelsAPI(ModelsOptions{Artifacts: arts})
-	verified := sha256.Sum256([]byte("what was verified"))
-	man := modelarchive.Manifest{Files: []modelarchive.File{{Path: "model.onnx", Size: 26, SHA256: verified}}}
-	for _, tc := range []struct {
-		name string
-		sig  signature
-	}{
-		{"unsigned", signature{}},
-		{"signed", signature{signed: true, digest: map[string]string{"model.onnx": hexOf(verified)}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := m.store(context.Background(), dir, "com.acme", man, tc.sig)
-			if !errors.Is(err, modelsign.ErrDigestMismatch) || !errors.Is(err, artifact.ErrDigestMismatch) {
-				t.Fatalf("store = %v, want ErrDigestMismatch", err)
-			}
-			for _, d := range []string{hexOf(verified), hexOf(sha256.Sum256([]byte("changed after verification")))} {
-				if _, err := arts.Stat(context.Background(), "com.acme", d); !errors.Is(err, artifact.ErrNotFound) {
-					t.Errorf("Stat(%s) = %v, want ErrNotFound", d, err)
-				}
-			}
-		})
+	signed := sha256.Sum256([]byte("what was signed"))
+	up := upload{staged: staged, man: modelarchive.Manifest{Files: []modelarchive.File{{Path: "model.onnx", Size: int64(len(content)), SHA256: f.SHA256()}}}}
+	files, err := m.store(ctx, up, signature{signed: true, digest: map[string]string{"model.onnx": hexOf(signed)}})
+	if !errors.Is(err, modelsign.ErrDigestMismatch) || len(files) != 0 {
+		t.Fatalf("store = %v, %v; want ErrDigestMismatch and nothing committed", files, err)
+	}
+	for _, d := range []string{hexOf(signed), hexOf(sha256.Sum256(content))} {
+		if _, err := arts.Stat(ctx, "com.acme", d); !errors.Is(err, artifact.ErrNotFound) {
+			t.Errorf("Stat(%s) = %v, want ErrNotFound", d, err)
+		}
 	}
 }
 

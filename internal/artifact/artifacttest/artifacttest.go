@@ -62,6 +62,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"ReaderFailsMidPut", testReaderFails},
 		{"OpenCancelled", testOpenCancelled},
 		{"DeleteDomainDuringPut", testDeleteDomainDuringPut},
+		{"Stage", testStage},
+		{"DeleteDomainDuringStage", testDeleteDomainDuringStage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -663,6 +665,113 @@ func testDeleteDomainDuringPut(t *testing.T, b Backend) {
 		if err := s.DeleteDomain(ctx, "com.acme"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	noLeftovers(t, b)
+}
+
+// stageFile creates, writes and closes one staged file.
+func stageFile(t *testing.T, p artifact.Pending, name string, data []byte) {
+	t.Helper()
+	f, err := p.Create(name)
+	if err != nil {
+		t.Fatalf("Create(%q): %v", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatalf("write %q: %v", name, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close %q: %v", name, err)
+	}
+	if got := hex.EncodeToString(func() []byte { d := f.SHA256(); return d[:] }()); got != digestOf(data) {
+		t.Fatalf("SHA256 of %q = %s, want %s", name, got, digestOf(data))
+	}
+}
+
+// testStage: staged files are invisible until committed, read back as
+// written, become ordinary blobs one by one, and Abort removes the rest.
+func testStage(t *testing.T, b Backend) {
+	s := b.Open(t, NewMaster(t))
+	ctx := context.Background()
+	const domain = "com.acme"
+	a, c := Content("staged a", 200<<10+3), Content("staged c", 1000)
+	p, err := s.Stage(ctx, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stageFile(t, p, "a", a)
+	stageFile(t, p, "dir/empty", nil)
+	stageFile(t, p, "c", c)
+	if _, err := p.Create("a"); err == nil {
+		t.Error("Create of a name staged already succeeded")
+	}
+	open, err := p.Create("open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(ctx, "open"); err == nil {
+		t.Error("Commit of an unclosed file succeeded")
+	}
+	for _, d := range []string{digestOf(a), digestOf(nil), digestOf(c)} {
+		if _, err := s.Stat(ctx, domain, d); !errors.Is(err, artifact.ErrNotFound) {
+			t.Errorf("before Commit, Stat(%s) = %v, want ErrNotFound", d[:8], err)
+		}
+	}
+	rc, err := p.Open("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("Open(a) read %d bytes, %v; want the %d staged", len(got), err, len(a))
+	}
+	for name, data := range map[string][]byte{"a": a, "dir/empty": nil} {
+		blob, err := p.Commit(ctx, name)
+		if err != nil {
+			t.Fatalf("Commit(%q): %v", name, err)
+		}
+		if want := (artifact.Blob{Digest: digestOf(data), Size: int64(len(data))}); blob != want {
+			t.Errorf("Commit(%q) = %+v, want %+v", name, blob, want)
+		}
+		mustRead(t, s, domain, blob.Digest, data)
+	}
+	if _, err := p.Commit(ctx, "a"); err == nil {
+		t.Error("a second Commit of a succeeded")
+	}
+	_, _ = open.Write([]byte("never closed"))
+	if err := p.Abort(); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	if _, err := s.Stat(ctx, domain, digestOf(c)); !errors.Is(err, artifact.ErrNotFound) {
+		t.Errorf("after Abort, Stat(c) = %v, want ErrNotFound", err)
+	}
+	mustRead(t, s, domain, digestOf(a), a)
+	noLeftovers(t, b)
+}
+
+// testDeleteDomainDuringStage: a file staged before its domain was
+// deleted is not committed (its key is shredded), and Abort removes it.
+func testDeleteDomainDuringStage(t *testing.T, b Backend) {
+	s := b.Open(t, NewMaster(t))
+	ctx := context.Background()
+	const domain = "com.acme"
+	data := Content("doomed", 1000)
+	p, err := s.Stage(ctx, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stageFile(t, p, "f", data)
+	if err := s.DeleteDomain(ctx, domain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Commit(ctx, "f"); !errors.Is(err, artifact.ErrNotFound) {
+		t.Errorf("Commit after DeleteDomain = %v, want ErrNotFound", err)
+	}
+	if err := p.Abort(); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	if _, err := s.Stat(ctx, domain, digestOf(data)); !errors.Is(err, artifact.ErrNotFound) {
+		t.Errorf("Stat = %v, want ErrNotFound", err)
 	}
 	noLeftovers(t, b)
 }
