@@ -140,8 +140,8 @@ func run(ctx context.Context, o options, work string) error {
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	rep.commands = append(rep.commands, "RAMPART_ADMIN_PASSWORD=… "+o.binary+" "+strings.Join(serverArgs("DIR", "127.0.0.1:PORT"), " "))
+	defer srv.Stop()
+	rep.commands = append(rep.commands, "RAMPART_ADMIN_PASSWORD=… "+o.binary+" "+"serve --data-dir DIR/d --listen 127.0.0.1:PORT "+strings.Join(serverArgs, " "))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -173,7 +173,7 @@ func run(ctx context.Context, o options, work string) error {
 		if err != nil {
 			return err
 		}
-		c, err := newRESTCaller(srv.caFile, srv.url, x.m.name, token, body, hl)
+		c, err := newRESTCaller(srv.CAFile, srv.URL, x.m.name, token, body, hl)
 		if err != nil {
 			return err
 		}
@@ -226,11 +226,11 @@ func run(ctx context.Context, o options, work string) error {
 		if err != nil {
 			return err
 		}
-		rc, err := newRESTCaller(srv.caFile, srv.url, m.name, token, body, hl)
+		rc, err := newRESTCaller(srv.CAFile, srv.URL, m.name, token, body, hl)
 		if err != nil {
 			return err
 		}
-		gc, err := newGRPCCaller(srv.caFile, srv.addr, token, grpcRequest(m.name, m.input))
+		gc, err := newGRPCCaller(srv.CAFile, srv.Addr, token, grpcRequest(m.name, m.input))
 		if err != nil {
 			return err
 		}
@@ -250,7 +250,7 @@ func run(ctx context.Context, o options, work string) error {
 		if err != nil {
 			return err
 		}
-		rc, err := newRESTCaller(srv.caFile, srv.url, "cls", token, body, hl)
+		rc, err := newRESTCaller(srv.CAFile, srv.URL, "cls", token, body, hl)
 		if err != nil {
 			return err
 		}
@@ -321,7 +321,7 @@ func run(ctx context.Context, o options, work string) error {
 		if err != nil {
 			return err
 		}
-		gr, cmds, err := runGHZ(o.ghz, work, srv.caFile, srv.addr, token, grpcRequest(m.name, m.input), load, 1, o.duration)
+		gr, cmds, err := runGHZ(o.ghz, work, srv.CAFile, srv.Addr, token, grpcRequest(m.name, m.input), load, 1, o.duration)
 		if err != nil {
 			return err
 		}
@@ -343,7 +343,7 @@ func run(ctx context.Context, o options, work string) error {
 		if stopPerf, err = perfDuring(srv, o, m.name+"-rest"); err != nil {
 			return err
 		}
-		wr, cmds, err := runWRK(o.wrk, work, srv.url, m.name, token, body, hl, load, o.duration)
+		wr, cmds, err := runWRK(o.wrk, work, srv.URL, m.name, token, body, hl, load, o.duration)
 		if err != nil {
 			return err
 		}

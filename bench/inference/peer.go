@@ -60,7 +60,7 @@ func servePlain(ctx context.Context, name string, s *onnx.Session) (string, erro
 
 // issuer is the server's OIDC issuer, from its discovery document.
 func (s *server) issuer() (string, error) {
-	out, err := s.do("GET", "/.well-known/openid-configuration", nil, http.StatusOK)
+	out, err := s.Do("GET", "/.well-known/openid-configuration", nil, http.StatusOK)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +145,7 @@ func peerRows(ctx context.Context, o options, srv *server, work string, m model,
 	if err != nil {
 		return err
 	}
-	proxy, stop, cmds, err := startOAuth2Proxy(o.oauth2Proxy, iss, srv.caFile, upstream)
+	proxy, stop, cmds, err := startOAuth2Proxy(o.oauth2Proxy, iss, srv.CAFile, upstream)
 	if err != nil {
 		return err
 	}

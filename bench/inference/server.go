@@ -5,16 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,19 +21,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rampart-ml/rampart/bench/internal/benchserver"
 	"github.com/rampart-ml/rampart/internal/modelsign"
 )
 
 // server is a real `rampart serve` started from the built binary, set up
-// through its HTTP API the way an operator would.
+// through its HTTP API the way an operator would; Token is the admin's.
 type server struct {
-	cmd      *exec.Cmd
-	addr     string
-	url      string
-	caFile   string
-	client   *http.Client
-	password string
-	admin    string // the admin's access token
+	*benchserver.Server
 	// The service account the load is sent as (client_credentials).
 	clientID, clientSecret string
 }
@@ -45,96 +36,18 @@ type server struct {
 // serverArgs are the flags the benchmark adds to `rampart serve`. The rate
 // limits are raised far above the load (the defaults would throttle a
 // benchmark, which is their job); everything else is the default.
-func serverArgs(dataDir, addr string) []string {
-	return []string{"serve", "--data-dir", dataDir, "--listen", addr, "--log-level", "warn",
-		"--inference-principal-rate", "1000000", "--inference-principal-burst", "1000000",
-		"--inference-service-rate", "1000000", "--inference-service-burst", "1000000",
-		"--access-token-lifetime", "1h"}
-}
+var serverArgs = []string{"--log-level", "warn",
+	"--inference-principal-rate", "1000000", "--inference-principal-burst", "1000000",
+	"--inference-service-rate", "1000000", "--inference-service-burst", "1000000",
+	"--access-token-lifetime", "1h"}
 
 func startServer(ctx context.Context, binary, data string) (*server, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	fmt.Fprintf(os.Stderr, "server: %s serve %s\n", binary, strings.Join(serverArgs, " "))
+	bs, err := benchserver.Start(ctx, binary, data, serverArgs...)
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	var pw [18]byte
-	if _, err := rand.Read(pw[:]); err != nil {
-		return nil, err
-	}
-	s := &server{addr: addr, url: "https://" + addr, password: "Bench-" + hex.EncodeToString(pw[:])}
-	args := serverArgs(filepath.Join(data, "d"), addr)
-	fmt.Fprintf(os.Stderr, "server: %s %s\n", binary, strings.Join(args, " "))
-	// #nosec G204 -- the operator-chosen server binary
-	s.cmd = exec.CommandContext(ctx, binary, args...)
-	s.cmd.Env = append(os.Environ(), "RAMPART_ADMIN_PASSWORD="+s.password)
-	s.cmd.Stdout, s.cmd.Stderr = io.Discard, os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", binary, err)
-	}
-	s.caFile = filepath.Join(data, "d", "tls", "ca.pem")
-	for i := 0; ; i++ {
-		if i == 600 {
-			s.stop()
-			return nil, errors.New("server not ready after 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-		pemBytes, err := os.ReadFile(s.caFile) // #nosec G304 -- the server's data directory
-		if err != nil {
-			continue
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			continue
-		}
-		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-		res, err := s.client.Get(s.url + "/readyz")
-		if err != nil {
-			continue
-		}
-		_ = res.Body.Close()
-		if res.StatusCode == http.StatusOK {
-			return s, nil
-		}
-	}
-}
-
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	_ = s.cmd.Wait()
-}
-
-func (s *server) do(method, path string, body any, want int) ([]byte, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.admin != "" {
-		req.Header.Set("Authorization", "Bearer "+s.admin)
-	}
-	return s.send(req, want)
-}
-
-func (s *server) send(req *http.Request, want int) ([]byte, error) {
-	res, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, res.StatusCode, out)
-	}
-	return out, nil
+	return &server{Server: bs}, nil
 }
 
 const domain = "com.bench"
@@ -142,7 +55,7 @@ const domain = "com.bench"
 // setup logs in as the admin, creates the domain, registers the signing
 // key and creates a service account allowed to infer in the domain.
 func (s *server) setup(key *ecdsa.PrivateKey) error {
-	out, err := s.do("POST", "/api/v1/login", map[string]string{"username": "admin", "password": s.password}, http.StatusOK)
+	out, err := s.Do("POST", "/api/v1/login", map[string]string{"username": "admin", "password": s.Password}, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -152,8 +65,8 @@ func (s *server) setup(key *ecdsa.PrivateKey) error {
 	if err := json.Unmarshal(out, &tok); err != nil {
 		return err
 	}
-	s.admin = tok.AccessToken
-	if _, err := s.do("POST", "/api/v1/domains", map[string]string{"name": domain}, http.StatusCreated); err != nil {
+	s.Token = tok.AccessToken
+	if _, err := s.Do("POST", "/api/v1/domains", map[string]string{"name": domain}, http.StatusCreated); err != nil {
 		return err
 	}
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
@@ -161,10 +74,10 @@ func (s *server) setup(key *ecdsa.PrivateKey) error {
 		return err
 	}
 	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	if _, err := s.do("POST", "/api/v1/signer-keys", map[string]string{"domain": domain, "public_key": pub}, http.StatusCreated); err != nil {
+	if _, err := s.Do("POST", "/api/v1/signer-keys", map[string]string{"domain": domain, "public_key": pub}, http.StatusCreated); err != nil {
 		return err
 	}
-	out, err = s.do("POST", "/api/v1/service-accounts", map[string]string{"name": "bench-client"}, http.StatusCreated)
+	out, err = s.Do("POST", "/api/v1/service-accounts", map[string]string{"name": "bench-client"}, http.StatusCreated)
 	if err != nil {
 		return err
 	}
@@ -176,7 +89,7 @@ func (s *server) setup(key *ecdsa.PrivateKey) error {
 		return err
 	}
 	s.clientID, s.clientSecret = sa.ID, sa.ClientSecret
-	_, err = s.do("POST", "/api/v1/grants", map[string]string{
+	_, err = s.Do("POST", "/api/v1/grants", map[string]string{
 		"subject_kind": "service-account", "subject_id": sa.ID, "domain": domain, "privilege": "infer"}, http.StatusCreated)
 	return err
 }
@@ -184,13 +97,13 @@ func (s *server) setup(key *ecdsa.PrivateKey) error {
 // token gets an access token for the service account (client_credentials).
 func (s *server) token() (string, error) {
 	form := url.Values{"grant_type": {"client_credentials"}}
-	req, err := http.NewRequest("POST", s.url+"/oauth/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest("POST", s.URL+"/oauth/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(s.clientID, s.clientSecret)
-	out, err := s.send(req, http.StatusOK)
+	out, err := s.Send(req, http.StatusOK)
 	if err != nil {
 		return "", fmt.Errorf("client_credentials: %w", err)
 	}
@@ -242,13 +155,13 @@ func (s *server) onboard(work, name, model string, key *ecdsa.PrivateKey) error 
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	req, err := http.NewRequest("PUT", s.url+"/api/v1/models/"+domain+"."+name+"/versions/1.0", &archive)
+	req, err := http.NewRequest("PUT", s.URL+"/api/v1/models/"+domain+"."+name+"/versions/1.0", &archive)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-tar")
-	req.Header.Set("Authorization", "Bearer "+s.admin)
-	_, err = s.send(req, http.StatusCreated)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	_, err = s.Send(req, http.StatusCreated)
 	return err
 }
 
@@ -262,15 +175,15 @@ type serviceSpec struct {
 func (s *server) startService(name string, spec serviceSpec) error {
 	body := map[string]any{"name": name, "domain": domain, "model_id": domain + "." + name, "model_version": "1.0",
 		"replicas": spec.replicas, "limits": map[string]any{"threads": 1, "max_concurrent": spec.maxConcurrent}}
-	if _, err := s.do("POST", "/api/v1/services", body, http.StatusCreated); err != nil {
+	if _, err := s.Do("POST", "/api/v1/services", body, http.StatusCreated); err != nil {
 		return err
 	}
-	if _, err := s.do("POST", "/api/v1/services/"+name+"/start", map[string]any{}, http.StatusOK); err != nil {
+	if _, err := s.Do("POST", "/api/v1/services/"+name+"/start", map[string]any{}, http.StatusOK); err != nil {
 		return err
 	}
 	var state string
 	for range 600 {
-		out, err := s.do("GET", "/api/v1/services/"+name, nil, http.StatusOK)
+		out, err := s.Do("GET", "/api/v1/services/"+name, nil, http.StatusOK)
 		if err != nil {
 			return err
 		}
@@ -321,7 +234,7 @@ func (s *server) workers() ([]int, error) {
 	var out []int
 	for pid := range parents {
 		for p := parents[pid]; p > 1; p = parents[p] {
-			if p == s.cmd.Process.Pid {
+			if p == s.Cmd.Process.Pid {
 				out = append(out, pid)
 				break
 			}
@@ -335,7 +248,7 @@ func (s *server) workers() ([]int, error) {
 // machine CPU per request is a steadier measure of the work than
 // wall-clock throughput.
 func (s *server) cpu() (server, workers float64, err error) {
-	server, err = cpuSeconds(s.cmd.Process.Pid)
+	server, err = cpuSeconds(s.Cmd.Process.Pid)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -391,7 +304,7 @@ func (s *server) perfRecord(out string, d time.Duration) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	list := []string{strconv.Itoa(s.cmd.Process.Pid)}
+	list := []string{strconv.Itoa(s.Cmd.Process.Pid)}
 	for _, p := range pids {
 		list = append(list, strconv.Itoa(p))
 	}

@@ -12,21 +12,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,6 +32,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/rampart-ml/rampart/bench/internal/benchserver"
 )
 
 func main() {
@@ -191,7 +189,7 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 		if err != nil {
 			return nil, err
 		}
-		defer srv.stop()
+		defer srv.Stop()
 		if err := srv.setup(key); err != nil {
 			return nil, err
 		}
@@ -203,7 +201,7 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 			if err != nil {
 				return nil, err
 			}
-			cpu0, err := cpuSeconds(st.srv.cmd.Process.Pid)
+			cpu0, err := cpuSeconds(st.srv.Cmd.Process.Pid)
 			if err != nil {
 				return nil, err
 			}
@@ -215,11 +213,11 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 			if err != nil {
 				return nil, err
 			}
-			hwm, err := procStatus(st.srv.cmd.Process.Pid, "VmHWM")
+			hwm, err := procStatus(st.srv.Cmd.Process.Pid, "VmHWM")
 			if err != nil {
 				return nil, err
 			}
-			cpu1, err := cpuSeconds(st.srv.cmd.Process.Pid)
+			cpu1, err := cpuSeconds(st.srv.Cmd.Process.Pid)
 			if err != nil {
 				return nil, err
 			}
@@ -243,100 +241,25 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
+// server is a real `rampart serve`; Token is the admin's.
 type server struct {
-	cmd      *exec.Cmd
-	url      string
-	client   *http.Client
-	password string
-	token    string
+	*benchserver.Server
 }
 
+// startServer starts one with long timeouts: a 1 GiB body on a slow disk
+// takes longer than the defaults allow, and the benchmark measures the
+// work, not the limits.
 func startServer(ctx context.Context, binary, data string) (*server, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	bs, err := benchserver.Start(ctx, binary, data, "--read-timeout", "10m", "--write-timeout", "10m", "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	var pw [18]byte
-	if _, err := rand.Read(pw[:]); err != nil {
-		return nil, err
-	}
-	s := &server{url: "https://" + addr, password: "Bench-" + hex.EncodeToString(pw[:])}
-	// Long timeouts: a 1 GiB body on a slow disk takes longer than the
-	// defaults allow, and the benchmark measures the work, not the limits.
-	// #nosec G204 -- the operator-chosen server binary
-	s.cmd = exec.CommandContext(ctx, binary, "serve", "--data-dir", filepath.Join(data, "d"), "--listen", addr,
-		"--read-timeout", "10m", "--write-timeout", "10m", "--log-level", "warn")
-	s.cmd.Env = append(os.Environ(), "RAMPART_ADMIN_PASSWORD="+s.password)
-	s.cmd.Stdout, s.cmd.Stderr = io.Discard, os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", binary, err)
-	}
-	// Wait (bounded) for the CA file and /readyz.
-	ca := filepath.Join(data, "d", "tls", "ca.pem")
-	for i := 0; ; i++ {
-		if i == 600 {
-			s.stop()
-			return nil, errors.New("server not ready after 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-		pemBytes, err := os.ReadFile(ca) // #nosec G304 -- the server's data directory
-		if err != nil {
-			continue
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			continue
-		}
-		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-		res, err := s.client.Get(s.url + "/readyz")
-		if err != nil {
-			continue
-		}
-		_ = res.Body.Close()
-		if res.StatusCode == http.StatusOK {
-			return s, nil
-		}
-	}
-}
-
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	_ = s.cmd.Wait()
-}
-
-func (s *server) do(method, path string, body any, want int) ([]byte, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	res, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	out, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, out)
-	}
-	return out, nil
+	return &server{Server: bs}, nil
 }
 
 // setup logs in as the admin, creates the domain and registers the key.
 func (s *server) setup(key *ecdsa.PrivateKey) error {
-	out, err := s.do("POST", "/api/v1/login", map[string]string{"username": "admin", "password": s.password}, http.StatusOK)
+	out, err := s.Do("POST", "/api/v1/login", map[string]string{"username": "admin", "password": s.Password}, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -346,8 +269,8 @@ func (s *server) setup(key *ecdsa.PrivateKey) error {
 	if err := json.Unmarshal(out, &tok); err != nil {
 		return err
 	}
-	s.token = tok.AccessToken
-	if _, err := s.do("POST", "/api/v1/domains", map[string]string{"name": "com.bench"}, http.StatusCreated); err != nil {
+	s.Token = tok.AccessToken
+	if _, err := s.Do("POST", "/api/v1/domains", map[string]string{"name": "com.bench"}, http.StatusCreated); err != nil {
 		return err
 	}
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
@@ -355,14 +278,14 @@ func (s *server) setup(key *ecdsa.PrivateKey) error {
 		return err
 	}
 	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	_, err = s.do("POST", "/api/v1/signer-keys", map[string]string{"domain": "com.bench", "public_key": pub}, http.StatusCreated)
+	_, err = s.Do("POST", "/api/v1/signer-keys", map[string]string{"domain": "com.bench", "public_key": pub}, http.StatusCreated)
 	return err
 }
 
 // resetPeak resets the server's peak RSS (clear_refs 5) and returns its
 // current RSS, the base of "extra".
 func (s *server) resetPeak() (int64, error) {
-	pid := s.cmd.Process.Pid
+	pid := s.Cmd.Process.Pid
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
 		return 0, fmt.Errorf("reset peak RSS: %w", err)
 	}
@@ -379,15 +302,15 @@ func (s *server) upload(archive, version string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequest("PUT", s.url+"/api/v1/models/com.bench.big/versions/"+version, f)
+	req, err := http.NewRequest("PUT", s.URL+"/api/v1/models/com.bench.big/versions/"+version, f)
 	if err != nil {
 		return 0, err
 	}
 	req.ContentLength = st.Size()
 	req.Header.Set("Content-Type", "application/x-tar")
-	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
 	start := time.Now()
-	res, err := s.client.Do(req)
+	res, err := s.Client.Do(req)
 	if err != nil {
 		return 0, err
 	}
