@@ -128,8 +128,8 @@ func (s *Service) Infer(ctx context.Context, inputs []tensor.Tensor, outputs []s
 		r.killedSlow.Store(p)
 		p.Kill()
 		return nil, fmt.Errorf("%w (%v)", ErrTimeout, rt.timeout)
-	case errors.Is(err, ipc.ErrInvalidArgument):
-		return nil, fmt.Errorf("%w: %s", ErrInvalidArgument, err.(*ipc.RemoteError).Msg)
+	case errors.As(err, &re) && errors.Is(err, ipc.ErrInvalidArgument):
+		return nil, fmt.Errorf("%w: %s", ErrInvalidArgument, re.Msg)
 	case errors.As(err, &re):
 		return nil, fmt.Errorf("%w: %s", ErrModel, re.Msg)
 	}
