@@ -80,6 +80,7 @@ func start(t *testing.T, dataDir, masterKeyFile string) *server {
 		cancel()
 		<-served
 		_ = a.Close()
+		waitUnlocked(t, dataDir)
 	}
 	t.Cleanup(s.stop)
 	if f := a.AdminPasswordFile(); f != "" {
@@ -90,6 +91,26 @@ func start(t *testing.T, dataDir, masterKeyFile string) *server {
 		s.AdminPassword = strings.TrimSpace(string(b))
 	}
 	return s
+}
+
+// waitUnlocked waits (bounded) until the data directory's lock is free.
+// Closing the server's lock file does not free it while a process forked
+// by a parallel test has not yet exec'd (the child shares the descriptor
+// until then); the rotation, like a real operator's, needs it free.
+func waitUnlocked(t *testing.T, dataDir string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err := datadir.Open(dataDir)
+		if err == nil {
+			_ = d.Close()
+			return
+		}
+		if !errors.Is(err, datadir.ErrLocked) || time.Now().After(deadline) {
+			t.Fatalf("data directory still locked after the server stopped: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func startApp(dataDir, masterKeyFile string) (*app.App, error) {
