@@ -94,7 +94,7 @@ func (r domains) DeleteDomain(ctx context.Context, name string) error {
 // grantColumns are the columns scanGrant reads, in its order.
 const grantColumns = `id, subject_kind, subject_id, domain, privilege, created_by, created_at`
 
-func scanGrant(row interface{ Scan(...any) error }) (store.Grant, error) {
+func scanGrant(row rowScanner) (store.Grant, error) {
 	var (
 		g       store.Grant
 		created string
@@ -128,24 +128,8 @@ func (r grants) CreateGrant(ctx context.Context, g store.Grant) error {
 }
 
 func (r grants) ListGrants(ctx context.Context) ([]store.Grant, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+grantColumns+` FROM grants
+	return queryAll(ctx, r.tx, "list grants", scanGrant, `SELECT `+grantColumns+` FROM grants
 		ORDER BY domain, subject_kind, subject_id`)
-	if err != nil {
-		return nil, fmt.Errorf("list grants: %w", classify(err))
-	}
-	defer rows.Close()
-	var list []store.Grant
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list grants: %w", classify(err))
-		}
-		list = append(list, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list grants: %w", classify(err))
-	}
-	return list, nil
 }
 
 func (r grants) GrantByID(ctx context.Context, id string) (store.Grant, error) {

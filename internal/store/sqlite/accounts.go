@@ -41,7 +41,7 @@ const accountColumns = `id, name, email, password_hash, admin, auditor, must_cha
 	disabled, anonymized, totp_secret, totp_last_step, created_at`
 
 // scanAccount reads one row of accountColumns.
-func scanAccount(row interface{ Scan(...any) error }) (store.Account, error) {
+func scanAccount(row rowScanner) (store.Account, error) {
 	var (
 		a       store.Account
 		created string
@@ -109,23 +109,7 @@ func (r accounts) AccountByID(ctx context.Context, id string) (store.Account, er
 }
 
 func (r accounts) ListAccounts(ctx context.Context) ([]store.Account, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list accounts: %w", classify(err))
-	}
-	defer rows.Close()
-	var list []store.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list accounts: %w", classify(err))
-		}
-		list = append(list, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list accounts: %w", classify(err))
-	}
-	return list, nil
+	return queryAll(ctx, r.tx, "list accounts", scanAccount, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
 }
 
 // UpdateAccount leaves the new name out of its errors, like AccountByName.

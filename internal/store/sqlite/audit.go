@@ -53,7 +53,7 @@ func seqArg(seq uint64) (int64, error) {
 	return int64(seq), nil
 }
 
-func scanAuditRecord(row interface{ Scan(...any) error }) (store.AuditRecord, error) {
+func scanAuditRecord(row rowScanner) (store.AuditRecord, error) {
 	var (
 		r   store.AuditRecord
 		seq int64

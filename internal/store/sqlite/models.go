@@ -50,7 +50,7 @@ func (r models) CreateModel(ctx context.Context, m store.Model) error {
 
 const modelColumns = `id, domain, title, description, created_by, created_at`
 
-func scanModel(row interface{ Scan(...any) error }) (store.Model, error) {
+func scanModel(row rowScanner) (store.Model, error) {
 	var (
 		m       store.Model
 		created string
@@ -75,23 +75,7 @@ func (r models) ModelByID(ctx context.Context, id string) (store.Model, error) {
 }
 
 func (r models) ListModels(ctx context.Context) ([]store.Model, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+modelColumns+` FROM models ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("list models: %w", classify(err))
-	}
-	defer rows.Close()
-	var list []store.Model
-	for rows.Next() {
-		m, err := scanModel(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list models: %w", classify(err))
-		}
-		list = append(list, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list models: %w", classify(err))
-	}
-	return list, nil
+	return queryAll(ctx, r.tx, "list models", scanModel, `SELECT `+modelColumns+` FROM models ORDER BY id`)
 }
 
 func (r models) UpdateModel(ctx context.Context, m store.Model) error {
@@ -138,7 +122,7 @@ func (r models) CreateModelVersion(ctx context.Context, v store.ModelVersion) er
 const versionColumns = `model_id, version, state, state_reason, model_file, subject_digest, signed,
 	signer_key_id, verified_at, metadata, created_by, created_at`
 
-func scanVersion(row interface{ Scan(...any) error }) (store.ModelVersion, error) {
+func scanVersion(row rowScanner) (store.ModelVersion, error) {
 	var (
 		v                 store.ModelVersion
 		verified, created string
@@ -184,24 +168,8 @@ func (r models) ModelVersion(ctx context.Context, modelID, version string) (stor
 }
 
 func (r models) ListModelVersions(ctx context.Context, modelID string) ([]store.ModelVersion, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+versionColumns+` FROM model_versions
+	return queryAll(ctx, r.tx, "versions of "+modelID, scanVersion, `SELECT `+versionColumns+` FROM model_versions
 		WHERE model_id = ? ORDER BY created_at, version`, modelID)
-	if err != nil {
-		return nil, fmt.Errorf("versions of %s: %w", modelID, classify(err))
-	}
-	defer rows.Close()
-	var list []store.ModelVersion
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, fmt.Errorf("versions of %s: %w", modelID, classify(err))
-		}
-		list = append(list, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("versions of %s: %w", modelID, classify(err))
-	}
-	return list, nil
 }
 
 func (r models) SetModelVersionState(ctx context.Context, modelID, version, state, reason string) error {
@@ -288,7 +256,7 @@ func (r signerKeys) AddSignerKey(ctx context.Context, k store.SignerKey) error {
 const signerKeyColumns = `id, domain, public_key, algorithm, description, not_before, not_after, revoked_at,
 	created_by, created_at`
 
-func scanSignerKey(row interface{ Scan(...any) error }) (store.SignerKey, error) {
+func scanSignerKey(row rowScanner) (store.SignerKey, error) {
 	var (
 		k                   store.SignerKey
 		notBefore, created  string
@@ -324,23 +292,7 @@ func (r signerKeys) SignerKeyByID(ctx context.Context, id string) (store.SignerK
 }
 
 func (r signerKeys) ListSignerKeys(ctx context.Context) ([]store.SignerKey, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+signerKeyColumns+` FROM signer_keys ORDER BY domain, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list signer keys: %w", classify(err))
-	}
-	defer rows.Close()
-	var list []store.SignerKey
-	for rows.Next() {
-		k, err := scanSignerKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list signer keys: %w", classify(err))
-		}
-		list = append(list, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list signer keys: %w", classify(err))
-	}
-	return list, nil
+	return queryAll(ctx, r.tx, "list signer keys", scanSignerKey, `SELECT `+signerKeyColumns+` FROM signer_keys ORDER BY domain, id`)
 }
 
 func (r signerKeys) RevokeSignerKey(ctx context.Context, id string, at time.Time) error {

@@ -21,7 +21,7 @@ var _ store.ServiceAccounts = serviceAccounts{}
 // serviceAccountColumns are the columns scanServiceAccount reads, in its order.
 const serviceAccountColumns = `id, name, description, owner_id, disabled, expires_at, created_at`
 
-func scanServiceAccount(row interface{ Scan(...any) error }) (store.ServiceAccount, error) {
+func scanServiceAccount(row rowScanner) (store.ServiceAccount, error) {
 	var (
 		sa      store.ServiceAccount
 		expires sql.NullString
@@ -82,23 +82,7 @@ func (r serviceAccounts) ServiceAccountByName(ctx context.Context, name string) 
 }
 
 func (r serviceAccounts) ListServiceAccounts(ctx context.Context) ([]store.ServiceAccount, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+serviceAccountColumns+` FROM service_accounts ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list service accounts: %w", classify(err))
-	}
-	defer rows.Close()
-	var list []store.ServiceAccount
-	for rows.Next() {
-		sa, err := scanServiceAccount(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list service accounts: %w", classify(err))
-		}
-		list = append(list, sa)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list service accounts: %w", classify(err))
-	}
-	return list, nil
+	return queryAll(ctx, r.tx, "list service accounts", scanServiceAccount, `SELECT `+serviceAccountColumns+` FROM service_accounts ORDER BY name`)
 }
 
 func (r serviceAccounts) UpdateServiceAccount(ctx context.Context, sa store.ServiceAccount) error {

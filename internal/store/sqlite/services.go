@@ -41,7 +41,7 @@ func (r services) CreateService(ctx context.Context, s store.Service) error {
 const serviceColumns = `name, domain, model_id, model_version, replicas, memory_bytes, threads, max_concurrent,
 	timeout_ms, desired_state, state, state_reason, created_by, created_at, updated_at`
 
-func scanService(row interface{ Scan(...any) error }) (store.Service, error) {
+func scanService(row rowScanner) (store.Service, error) {
 	var (
 		s                store.Service
 		created, updated string
@@ -71,23 +71,7 @@ func (r services) ServiceByName(ctx context.Context, name string) (store.Service
 }
 
 func (r services) ListServices(ctx context.Context) ([]store.Service, error) {
-	rows, err := r.tx.QueryContext(ctx, `SELECT `+serviceColumns+` FROM model_services ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list services: %w", classify(err))
-	}
-	defer rows.Close()
-	var list []store.Service
-	for rows.Next() {
-		s, err := scanService(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list services: %w", classify(err))
-		}
-		list = append(list, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list services: %w", classify(err))
-	}
-	return list, nil
+	return queryAll(ctx, r.tx, "list services", scanService, `SELECT `+serviceColumns+` FROM model_services ORDER BY name`)
 }
 
 func (r services) UpdateServiceSpec(ctx context.Context, name string, spec store.ServiceSpec, at time.Time) error {
