@@ -5,10 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,29 +52,10 @@ const domain = "com.bench"
 // setup logs in as the admin, creates the domain, registers the signing
 // key and creates a service account allowed to infer in the domain.
 func (s *server) setup(key *ecdsa.PrivateKey) error {
-	out, err := s.Do("POST", "/api/v1/login", map[string]string{"username": "admin", "password": s.Password}, http.StatusOK)
-	if err != nil {
+	if err := s.SetUp(domain, key.Public()); err != nil {
 		return err
 	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil {
-		return err
-	}
-	s.Token = tok.AccessToken
-	if _, err := s.Do("POST", "/api/v1/domains", map[string]string{"name": domain}, http.StatusCreated); err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return err
-	}
-	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	if _, err := s.Do("POST", "/api/v1/signer-keys", map[string]string{"domain": domain, "public_key": pub}, http.StatusCreated); err != nil {
-		return err
-	}
-	out, err = s.Do("POST", "/api/v1/service-accounts", map[string]string{"name": "bench-client"}, http.StatusCreated)
+	out, err := s.Do("POST", "/api/v1/service-accounts", map[string]string{"name": "bench-client"}, http.StatusCreated)
 	if err != nil {
 		return err
 	}
@@ -248,7 +226,7 @@ func (s *server) workers() ([]int, error) {
 // machine CPU per request is a steadier measure of the work than
 // wall-clock throughput.
 func (s *server) cpu() (server, workers float64, err error) {
-	server, err = cpuSeconds(s.Cmd.Process.Pid)
+	server, err = benchserver.CPUSeconds(s.Cmd.Process.Pid)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -257,34 +235,13 @@ func (s *server) cpu() (server, workers float64, err error) {
 		return 0, 0, err
 	}
 	for _, pid := range pids {
-		c, err := cpuSeconds(pid)
+		c, err := benchserver.CPUSeconds(pid)
 		if err != nil {
 			continue // gone since it was listed
 		}
 		workers += c
 	}
 	return server, workers, nil
-}
-
-// cpuSeconds is the user + system CPU time of a process so far.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// utime and stime are fields 14 and 15 of the line, in clock ticks
-	// (USER_HZ = 100), after the parenthesised command name.
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(u+st) / 100, nil
 }
 
 // selfCPU is this process's CPU time so far, in seconds.

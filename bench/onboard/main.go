@@ -16,10 +16,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -201,7 +197,7 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 			if err != nil {
 				return nil, err
 			}
-			cpu0, err := cpuSeconds(st.srv.Cmd.Process.Pid)
+			cpu0, err := benchserver.CPUSeconds(st.srv.Cmd.Process.Pid)
 			if err != nil {
 				return nil, err
 			}
@@ -217,7 +213,7 @@ func onboardRuns(ctx context.Context, o options, parent, archive, weights string
 			if err != nil {
 				return nil, err
 			}
-			cpu1, err := cpuSeconds(st.srv.Cmd.Process.Pid)
+			cpu1, err := benchserver.CPUSeconds(st.srv.Cmd.Process.Pid)
 			if err != nil {
 				return nil, err
 			}
@@ -259,27 +255,7 @@ func startServer(ctx context.Context, binary, data string) (*server, error) {
 
 // setup logs in as the admin, creates the domain and registers the key.
 func (s *server) setup(key *ecdsa.PrivateKey) error {
-	out, err := s.Do("POST", "/api/v1/login", map[string]string{"username": "admin", "password": s.Password}, http.StatusOK)
-	if err != nil {
-		return err
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil {
-		return err
-	}
-	s.Token = tok.AccessToken
-	if _, err := s.Do("POST", "/api/v1/domains", map[string]string{"name": "com.bench"}, http.StatusCreated); err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return err
-	}
-	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	_, err = s.Do("POST", "/api/v1/signer-keys", map[string]string{"domain": "com.bench", "public_key": pub}, http.StatusCreated)
-	return err
+	return s.SetUp("com.bench", key.Public())
 }
 
 // resetPeak resets the server's peak RSS (clear_refs 5) and returns its
@@ -324,28 +300,6 @@ func (s *server) upload(archive, version string) (float64, error) {
 		return 0, fmt.Errorf("upload: %d %s", res.StatusCode, out)
 	}
 	return d, nil
-}
-
-// cpuSeconds is the user + system CPU time of a process so far: on a busy
-// shared machine a steadier measure of the work than wall time.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line, in clock ticks (USER_HZ = 100).
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(u+st) / 100, nil
 }
 
 // procStatus reads a "kB" field of /proc/<pid>/status, in bytes.

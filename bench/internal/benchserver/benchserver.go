@@ -6,11 +6,13 @@ package benchserver
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -122,4 +126,52 @@ func (s *Server) Send(req *http.Request, want int) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, res.StatusCode, out)
 	}
 	return out, nil
+}
+
+// SetUp logs in as the admin (Token becomes the admin's), creates domain
+// and trusts key to sign its models.
+func (s *Server) SetUp(domain string, key crypto.PublicKey) error {
+	out, err := s.Do("POST", "/api/v1/login", map[string]string{"username": "admin", "password": s.Password}, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(out, &tok); err != nil {
+		return err
+	}
+	s.Token = tok.AccessToken
+	if _, err := s.Do("POST", "/api/v1/domains", map[string]string{"name": domain}, http.StatusCreated); err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		return err
+	}
+	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	_, err = s.Do("POST", "/api/v1/signer-keys", map[string]string{"domain": domain, "public_key": pub}, http.StatusCreated)
+	return err
+}
+
+// CPUSeconds is the user + system CPU time of a process so far: on a busy
+// shared machine a steadier measure of the work than wall time.
+func CPUSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (USER_HZ = 100).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return float64(u+st) / 100, nil
 }
