@@ -26,9 +26,6 @@ var (
 	// ErrCorrupt: the stored bytes fail authentication, are truncated, or
 	// do not hash to the blob's digest.
 	ErrCorrupt = errors.New("artifact: blob is corrupt or was tampered with")
-	// ErrDigestMismatch: PutKnown read content that does not hash to the
-	// digest it was given; nothing was stored.
-	ErrDigestMismatch = errors.New("artifact: content does not match the expected digest")
 	// ErrInvalid: a malformed domain name or digest.
 	ErrInvalid = errors.New("artifact: invalid argument")
 )
@@ -45,12 +42,6 @@ type Store interface {
 	// failed or cancelled Put leaves nothing visible. Putting content that
 	// is already stored is allowed and leaves one blob.
 	Put(ctx context.Context, domain string, r io.Reader) (Blob, error)
-	// PutKnown is Put for content whose digest the caller already knows
-	// (a verified signature names it): the bytes are still hashed as they
-	// are encrypted, and unless they hash to digest the Put fails with
-	// ErrDigestMismatch before anything becomes visible. So a blob is
-	// never, even briefly, stored under a name its content does not have.
-	PutKnown(ctx context.Context, domain string, r io.Reader, digest string) (Blob, error)
 	// Stage begins a set of files that are encrypted as they are written
 	// but become blobs only one by one through the Pending's Commit:
 	// content that is checked only once written whole (a signed model

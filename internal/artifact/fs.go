@@ -119,19 +119,6 @@ const copyBufSize = 256 << 10
 
 // Put implements Store.
 func (s *FS) Put(ctx context.Context, domain string, r io.Reader) (Blob, error) {
-	return s.put(ctx, domain, r, "")
-}
-
-// PutKnown implements Store.
-func (s *FS) PutKnown(ctx context.Context, domain string, r io.Reader, digest string) (Blob, error) {
-	if err := ValidateDigest(digest); err != nil {
-		return Blob{}, err
-	}
-	return s.put(ctx, domain, r, digest)
-}
-
-// put stores r; want, when not "", is the digest the content must have.
-func (s *FS) put(ctx context.Context, domain string, r io.Reader, want string) (Blob, error) {
 	if err := ValidateDomain(domain); err != nil {
 		return Blob{}, err
 	}
@@ -157,9 +144,6 @@ func (s *FS) put(ctx context.Context, domain string, r io.Reader, want string) (
 	blob, err := encryptTo(ctx, newWriteback(tmp), id.Recipient(), r)
 	if err != nil {
 		return Blob{}, fmt.Errorf("put in domain %q: %w", domain, err)
-	}
-	if want != "" && blob.Digest != want {
-		return Blob{}, fmt.Errorf("put in domain %q: %w: got %s, want %s", domain, ErrDigestMismatch, blob.Digest, want)
 	}
 	if err := tmp.Sync(); err != nil {
 		return Blob{}, fmt.Errorf("put: sync: %w", err)

@@ -38,11 +38,6 @@ func (f *faultyStore) Put(ctx context.Context, domain string, r io.Reader) (arti
 	return f.fault(ctx, domain, func() (artifact.Blob, error) { return f.Store.Put(ctx, domain, r) })
 }
 
-// PutKnown is what onboarding calls: the same faults.
-func (f *faultyStore) PutKnown(ctx context.Context, domain string, r io.Reader, digest string) (artifact.Blob, error) {
-	return f.fault(ctx, domain, func() (artifact.Blob, error) { return f.Store.PutKnown(ctx, domain, r, digest) })
-}
-
 // Stage: onboarding stages its files and commits them one by one; each
 // Commit gets the same faults as a Put.
 func (f *faultyStore) Stage(ctx context.Context, domain string) (artifact.Pending, error) {

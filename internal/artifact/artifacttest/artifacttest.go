@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
-	"strconv"
 	"sync"
 	"testing"
 
@@ -47,7 +46,6 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"SameContentTwice", testSameContentTwice},
-		{"PutKnown", testPutKnown},
 		{"NotFound", testNotFound},
 		{"Invalid", testInvalid},
 		{"Tampered", testTampered},
@@ -212,48 +210,6 @@ func testSameContentTwice(t *testing.T, b Backend) {
 	noLeftovers(t, b)
 }
 
-// testPutKnown: the content is stored under the digest it was announced
-// with, and content that does not match it leaves nothing behind.
-func testPutKnown(t *testing.T, b Backend) {
-	s := b.Open(t, NewMaster(t))
-	ctx := context.Background()
-	data := Content("known", 200<<10+3)
-	for i, tc := range []struct {
-		name    string
-		content []byte
-		digest  string
-		want    error
-	}{
-		{"matching", data, digestOf(data), nil},
-		{"empty", nil, digestOf(nil), nil},
-		{"other content", data[1:], digestOf(data), artifact.ErrDigestMismatch},
-		{"digest of nothing", data, digestOf(nil), artifact.ErrDigestMismatch},
-	} {
-		// Each case in its own domain, so a refusal can be seen to have
-		// stored nothing under either digest.
-		domain := "com.acme.case" + strconv.Itoa(i)
-		t.Run(tc.name, func(t *testing.T) {
-			blob, err := s.PutKnown(ctx, domain, bytes.NewReader(tc.content), tc.digest)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("PutKnown = %v, want %v", err, tc.want)
-			}
-			if tc.want != nil {
-				for _, d := range []string{tc.digest, digestOf(tc.content)} {
-					if _, err := s.Stat(ctx, domain, d); !errors.Is(err, artifact.ErrNotFound) {
-						t.Errorf("after a refused PutKnown, Stat(%s) = %v, want ErrNotFound", d, err)
-					}
-				}
-				return
-			}
-			if want := (artifact.Blob{Digest: tc.digest, Size: int64(len(tc.content))}); blob != want {
-				t.Errorf("PutKnown = %+v, want %+v", blob, want)
-			}
-			mustRead(t, s, domain, tc.digest, tc.content)
-		})
-	}
-	noLeftovers(t, b)
-}
-
 func testNotFound(t *testing.T, b Backend) {
 	s := b.Open(t, NewMaster(t))
 	ctx := context.Background()
@@ -303,15 +259,7 @@ func testInvalid(t *testing.T, b Backend) {
 		if err := s.Delete(ctx, tc.domain, tc.digest); !errors.Is(err, artifact.ErrInvalid) {
 			t.Errorf("Delete %s = %v, want ErrInvalid", name, err)
 		}
-		if tc.domain == "com.acme" {
-			if _, err := s.PutKnown(ctx, tc.domain, bytes.NewReader(nil), tc.digest); !errors.Is(err, artifact.ErrInvalid) {
-				t.Errorf("PutKnown %s = %v, want ErrInvalid", name, err)
-			}
-		}
 		if tc.digest == good {
-			if _, err := s.PutKnown(ctx, tc.domain, bytes.NewReader(nil), good); !errors.Is(err, artifact.ErrInvalid) {
-				t.Errorf("PutKnown %s = %v, want ErrInvalid", name, err)
-			}
 			if _, err := s.Put(ctx, tc.domain, bytes.NewReader(nil)); !errors.Is(err, artifact.ErrInvalid) {
 				t.Errorf("Put %s = %v, want ErrInvalid", name, err)
 			}
